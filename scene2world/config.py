@@ -1,0 +1,231 @@
+"""Every setting of the pipeline, in one place, as pydantic models.
+
+The models are the Prefect parameter schema and the CLI's ``--set`` keys. YAML files in
+``configs/`` are validated against :class:`PipelineConfig`; an invalid value fails with a
+message naming the file, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from scene2world.errors import ConfigError
+from scene2world.scene.model import DEFAULT_CAMERA_NAMES
+
+CameraNameLiteral = Literal[
+    "camera_front_wide_120fov",
+    "camera_front_tele_30fov",
+    "camera_cross_right_120fov",
+    "camera_cross_left_120fov",
+    "camera_rear_left_70fov",
+    "camera_rear_right_70fov",
+    "camera_rear_tele_30fov",
+]
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+
+NVIDIA_EXAMPLE1_URL = (
+    "https://github.com/nvidia-cosmos/cosmos-dependencies/releases/download/assets/multiview_example1.zip"
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DownloadConfig(_Model):
+    """Where the scene dataset comes from and how it is fetched."""
+
+    source: str = Field(
+        "assets/example",
+        description="Dataset name from `datasets`, an http(s):// or file:// URL, an archive (.zip, .tar.*) "
+        "or a folder. Relative paths are taken from the current directory.",
+    )
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of a downloaded archive (hex); None = not pinned."
+    )
+    clip_ids: list[str] | None = Field(None, description="Only these clips (default: every clip discovered).")
+    retries: int = Field(4, ge=0, le=20, description="HTTP retries with exponential backoff.")
+    timeout_s: float = Field(60.0, gt=0, description="HTTP connect/read timeout, seconds.")
+    max_extract_bytes: int = Field(
+        20 * 1024**3, gt=0, description="Refuse archives that would extract to more than this many bytes."
+    )
+
+
+class RenderConfig(_Model):
+    """World-scenario control-video rendering (NVIDIA v3 look)."""
+
+    cameras: list[CameraNameLiteral] = Field(
+        default_factory=lambda: list(DEFAULT_CAMERA_NAMES), description="Rig cameras to render (underscore names)."
+    )
+    frames: str | None = Field(
+        None,
+        pattern=r"^\d*:\d*$",
+        description="Half-open range START:END of the 30 fps timeline (either side may be empty); None = all.",
+    )
+    look: Literal["nvidia", "fixed"] = Field(
+        "nvidia", description="`nvidia` reproduces NVIDIA's pixels, quirks included; `fixed` corrects the quirks."
+    )
+    msaa: Literal[1, 4] = Field(4, description="Multisample anti-aliasing samples (NVIDIA uses 4).")
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="EGL device: `gpu` = NVIDIA EGL, `cpu` = Mesa llvmpipe, `auto` = GPU when present."
+    )
+    crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor (NVIDIA: 18).")
+    preset: X264Preset = Field("slow", description="libx264 preset (NVIDIA: slow).")
+    png: bool = Field(False, description="Write lossless PNG frames instead of mp4 videos.")
+    workers: int = Field(0, ge=0, le=64, description="Camera render processes; 0 = one per CPU core (max cameras).")
+
+
+class CosmosEngineConfig(_Model):
+    """Settings of the real Cosmos-Transfer2.5 engine (a user's cosmos-transfer2.5 checkout)."""
+
+    repo_dir: Path | None = Field(None, description="cosmos-transfer2.5 checkout (runs `-m examples.multiview`).")
+    python: str = Field("python", description="Python interpreter of the Cosmos environment.")
+    checkpoint_path: str | None = Field(None, description="Checkpoint (.pt, hf://...); None = the model's default.")
+    experiment: str | None = Field(None, description="Experiment name; None = the model's default.")
+    disable_guardrails: bool = Field(False, description="Pass --disable-guardrails.")
+    offload_guardrail_models: bool = Field(False, description="Pass --offload-guardrail-models.")
+
+
+class InferConfig(_Model):
+    """Cosmos multiview inference: the spec fields, the engine and the launch."""
+
+    engine: Literal["preview", "cosmos"] = Field(
+        "preview", description="`preview`: scene2world's own torchrun worker (no model); `cosmos`: the real model."
+    )
+    nproc_per_node: int = Field(2, ge=1, le=64, description="torchrun ranks (Cosmos needs 1, 2, 4 or 8).")
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="torch.distributed backend (auto: nccl on GPU).")
+    timeout_s: float = Field(6 * 3600, gt=0, description="Stop the whole torchrun process group after this long.")
+    prompt: str = Field(
+        "A realistic autonomous driving scene through city streets in daylight, consistent across all cameras.",
+        min_length=1,
+        description="Text prompt (conditions the first active view).",
+    )
+    negative_prompt: str | None = Field(None, description="Written to the spec; the multiview model ignores it.")
+    seed: int = Field(0, ge=0, description="Sampling seed (autoregressive chunk i uses seed + i).")
+    guidance: int = Field(3, ge=0, le=7, description="Classifier-free guidance, integer 0-7.")
+    num_conditional_frames: int = Field(0, ge=0, le=32, description="RGB frames to condition on (0: control only).")
+    control_weight: float = Field(1.0, ge=0.0, le=1.0, description="Scale of the control branch.")
+    fps: int = Field(10, ge=1, le=30, description="Model fps; the 30 fps controls are subsampled by 30/fps.")
+    num_steps: int = Field(35, ge=1, le=200, description="Sampler steps.")
+    enable_autoregressive: bool = Field(False, description="Generate several overlapping 29-frame chunks.")
+    num_chunks: int = Field(2, ge=1, le=100, description="Autoregressive chunks (clamped to what the controls allow).")
+    chunk_overlap: int = Field(1, ge=0, le=28, description="Frames shared between autoregressive chunks.")
+    save_combined_views: bool = Field(False, description="One time-concatenated mp4 instead of per-view mp4s + grid.")
+    cosmos: CosmosEngineConfig = Field(default_factory=CosmosEngineConfig)
+
+
+class PackageConfig(_Model):
+    """What the run folder contains."""
+
+    archive: Literal["none", "zip", "tar.gz"] = Field("zip", description="Also write the run folder as an archive.")
+    contact_sheet: bool = Field(True, description="Write a PNG of all control views at the middle frame.")
+    cosmos_layout: bool = Field(
+        False, description="Also write Cosmos's post-training layout (control_input_hdmap_bbox/ftheta_camera_*/)."
+    )
+
+
+class PipelineConfig(_Model):
+    """The whole pipeline: download -> render -> infer -> package."""
+
+    name: str = Field("scene2world", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name (folder names).")
+    data_root: Path = Field(Path(".scene2world"), description="Cache and outputs; relative to the current directory.")
+    runs_dir: Path = Field(Path("runs"), description="Packaged run folders; relative to the current directory.")
+    datasets: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia-example1": NVIDIA_EXAMPLE1_URL},
+        description="Named dataset sources usable as `download.source`.",
+    )
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    infer: InferConfig = Field(default_factory=InferConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or "/" in key or ":" in key:
+                raise ValueError(f"dataset name {key!r} must be a plain word (no '/' or ':')")
+        return value
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: ``<source>: `key.path`: message (got value)``, with allowed values."""
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(x) for x in item["loc"]) or "(top level)"
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key; check the spelling against `scene2world run --help-config`"
+        got = item.get("input")
+        shown = "" if item["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: `{loc}`: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["render.msaa=1", "infer.engine=preview"]`` into a nested dict (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set render.msaa=1")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {e}") from e
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: `{part}` was already given a scalar value")
+        node[parts[-1]] = value
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline config from YAML (or the defaults) and apply ``--set`` overrides.
+
+    Raises ConfigError naming the file, the key and the allowed values.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"{path}: config file not found; see configs/ for examples") from e
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(loaded).__name__}")
+        data = loaded
+    if overrides:
+        data = _deep_merge(data, parse_overrides(overrides))
+        source += " + --set"
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from e

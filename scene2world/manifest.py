@@ -1,0 +1,169 @@
+"""Step manifests: the small JSON contract every step returns and the next step reads.
+
+A manifest lives in its step's output folder as ``manifest.json``; every path in it is
+relative to that folder, so moving a folder keeps it valid. It lists each file with its size
+and sha256, the settings that produced it, the upstream manifest's digest and the timings.
+It is always written last, atomically: a folder without one is not a finished output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scene2world.errors import CacheError
+
+MANIFEST_NAME = "manifest.json"
+StepName = Literal["download", "render", "infer", "package"]
+_CHUNK = 1 << 20
+
+
+class FileRecord(BaseModel):
+    """One output file: path relative to the manifest's folder, size in bytes, sha256 hex."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="POSIX path relative to the manifest's folder.")
+    size: int = Field(ge=0, description="Size in bytes.")
+    sha256: str = Field(min_length=64, max_length=64, description="sha256 of the content, hex.")
+
+
+class UpstreamRef(BaseModel):
+    """Where a step's input came from: the upstream step, its cache key and manifest digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: StepName
+    cache_key: str
+    digest: str
+    manifest_path: str = Field(description="Absolute path of the upstream manifest when it was read.")
+
+
+class Manifest(BaseModel):
+    """What a step produced. ``data`` holds the step's own structured results (clips, videos...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    step: StepName
+    step_version: str
+    cache_key: str
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    files: list[FileRecord] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    upstream: UpstreamRef | None = None
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def digest(self) -> str:
+        """sha256 of what the manifest says about content (files, settings, data, upstream digest);
+        creation time, timings and absolute paths are left out."""
+        payload = {
+            "step": self.step,
+            "step_version": self.step_version,
+            "files": [f.model_dump() for f in sorted(self.files, key=lambda f: f.path)],
+            "settings": self.settings,
+            "data": self.data,
+            "upstream": self.upstream.digest if self.upstream else None,
+        }
+        return sha256_json(payload)
+
+    def file(self, rel_path: str) -> FileRecord:
+        """The record of ``rel_path``; CacheError if the manifest does not list it."""
+        for rec in self.files:
+            if rec.path == rel_path:
+                return rec
+        raise CacheError(f"{MANIFEST_NAME} does not list {rel_path!r}")
+
+
+def sha256_json(payload: Any) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of ``payload``."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_files(root: Path, paths: Iterable[Path]) -> list[FileRecord]:
+    """FileRecords for ``paths`` (absolute or relative to ``root``), sorted by path."""
+    records = []
+    for p in paths:
+        full = p if p.is_absolute() else root / p
+        rel = full.relative_to(root).as_posix()
+        records.append(FileRecord(path=rel, size=full.stat().st_size, sha256=sha256_file(full)))
+    return sorted(records, key=lambda r: r.path)
+
+
+def record_tree(root: Path) -> list[FileRecord]:
+    """FileRecords for every regular file under ``root`` except the manifest itself."""
+    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.name != MANIFEST_NAME]
+    return record_files(root, files)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write ``folder/manifest.json`` atomically and return its path."""
+    path = folder / MANIFEST_NAME
+    atomic_write_text(path, manifest.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read a manifest file (or the ``manifest.json`` inside a folder); CacheError if unreadable."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise CacheError(f"{path}: no manifest here; pass a folder or manifest.json written by scene2world") from e
+    except (ValidationError, ValueError) as e:
+        first = e.errors()[0] if isinstance(e, ValidationError) else {"loc": (), "msg": str(e)}
+        loc = ".".join(str(x) for x in first["loc"]) or "(document)"
+        raise CacheError(f"{path}: not a valid scene2world manifest at `{loc}`: {first['msg']}") from e
+
+
+def verify_files(folder: Path, manifest: Manifest, *, check_hash: bool = True) -> list[str]:
+    """Problems with the files of ``manifest`` under ``folder`` (missing, size or sha256 changed).
+
+    An empty list means every file is present and intact.
+    """
+    problems = []
+    for rec in manifest.files:
+        p = folder / rec.path
+        if not p.is_file():
+            problems.append(f"{rec.path}: missing")
+        elif p.stat().st_size != rec.size:
+            problems.append(f"{rec.path}: size {p.stat().st_size} != {rec.size}")
+        elif check_hash and sha256_file(p) != rec.sha256:
+            problems.append(f"{rec.path}: sha256 changed")
+    return problems
