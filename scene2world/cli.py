@@ -1,0 +1,267 @@
+"""The ``scene2world`` command: the pipeline as one flow, and each step on its own.
+
+Every command prints the path of the manifest it wrote as its last line and exits 0; a user
+error (bad input, bad option, unmet requirement) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scene2world import __version__
+from scene2world.errors import Scene2WorldError
+
+EXIT_USER_ERROR = 2
+log = logging.getLogger("scene2world")
+
+
+def _setup_env() -> None:
+    """Headless GL and quiet Prefect defaults; the user's own settings win."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from scene2world.config import load_config
+
+    return load_config(Path(args.config) if args.config else None, args.set or [])
+
+
+def _progress(description: str) -> Any:
+    """A rich progress bar on stderr (a no-op context when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> Path:
+    """The whole pipeline as one Prefect flow."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scene2world.flows.pipeline import run_pipeline
+
+    cfg = _config(args)
+    summary = run_pipeline(cfg)
+    table = Table(title=f"scene2world run `{summary['name']}`")
+    for col in ("step", "status", "manifest"):
+        table.add_column(col)
+    for step in summary["steps"]:
+        table.add_row(step["step"], step["status"], step["manifest"])
+    console = Console(stderr=True)
+    console.print(table)
+    if all(s["status"] == "cached" for s in summary["steps"]):
+        console.print("every step was a cache hit: nothing re-ran")
+    console.print(f"run folder: {summary['run_dir']}")
+    return Path(summary["manifest"])
+
+
+def cmd_download(args: argparse.Namespace) -> Path:
+    """Fetch/copy/extract a dataset and discover its clips."""
+    from scene2world.datasets.step import run_download
+
+    cfg = _config(args)
+    dl = cfg.download.model_copy(update={"source": args.source, "sha256": args.sha256 or cfg.download.sha256})
+    result = run_download(dl, datasets=cfg.datasets, data_root=cfg.data_root, out_dir=args.out)
+    _say_hit(result)
+    return result.manifest_path
+
+
+def cmd_render(args: argparse.Namespace) -> Path:
+    """Render control videos for every clip under INPUT (a folder or a download manifest)."""
+    from scene2world.config import RenderConfig
+    from scene2world.renderer.step import resolve_input, run_render
+
+    cfg = _config(args)
+    update: dict[str, Any] = {}
+    if args.cameras:
+        update["cameras"] = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    for name in ("frames", "look", "msaa", "device", "preset", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            update[name] = value
+    if args.png:
+        update["png"] = True
+    render_cfg = RenderConfig.model_validate({**cfg.render.model_dump(), **update})
+    source = resolve_input(Path(args.input))
+    with _progress("rendering") as bar:
+        task = bar.add_task("render", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = run_render(render_cfg, source, data_root=cfg.data_root, out_dir=args.out, progress=progress)
+    _say_hit(result)
+    return result.manifest_path
+
+
+def cmd_infer(args: argparse.Namespace) -> Path:
+    """Run inference on a render manifest, or on a Cosmos spec file as is."""
+    from scene2world.config import InferConfig
+
+    cfg = _config(args)
+    update: dict[str, Any] = {}
+    if args.engine:
+        update["engine"] = args.engine
+    if args.nproc is not None:
+        update["nproc_per_node"] = args.nproc
+    infer_cfg = InferConfig.model_validate({**cfg.infer.model_dump(), **update})
+    target = Path(args.spec_or_manifest)
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    if target.suffix in (".json", ".jsonl") and target.name != "manifest.json":
+        from scene2world.inference.standalone import infer_spec
+
+        return infer_spec(target, infer_cfg, out_dir=args.out, data_root=cfg.data_root, log_line=echo)
+    from scene2world.inference.step import run_infer
+
+    result = run_infer(infer_cfg, target, data_root=cfg.data_root, out_dir=args.out, log_line=echo)
+    _say_hit(result)
+    return result.manifest_path
+
+
+def cmd_package(args: argparse.Namespace) -> Path:
+    """Assemble a run folder from an infer manifest (its render manifest is found through it)."""
+    from scene2world.manifest import read_manifest
+    from scene2world.packaging.step import run_package
+
+    cfg = _config(args)
+    infer_manifest = read_manifest(Path(args.manifest))
+    if infer_manifest.step != "infer" or infer_manifest.upstream is None:
+        raise Scene2WorldError(f"{args.manifest}: package takes the manifest written by `scene2world infer`")
+    render_manifest = Path(infer_manifest.upstream.manifest_path)
+    info = {"name": cfg.name, "source": cfg.download.source, "config": cfg.model_dump(mode="json")}
+    result = run_package(
+        cfg.package,
+        render_manifest,
+        Path(args.manifest),
+        runs_dir=cfg.runs_dir,
+        name=cfg.name,
+        info=info,
+        out_dir=args.out,
+    )
+    _say_hit(result)
+    return result.manifest_path
+
+
+def cmd_verify(args: argparse.Namespace) -> Path:
+    """Check every file of a run folder (or any step output) against its manifest."""
+    from scene2world.manifest import MANIFEST_NAME, read_manifest, verify_files
+
+    folder = Path(args.run_dir)
+    manifest = read_manifest(folder)
+    problems = verify_files(folder, manifest)
+    if problems:
+        for p in problems:
+            print(f"{folder}: {p}", file=sys.stderr)
+        raise Scene2WorldError(f"{folder}: {len(problems)} file(s) do not match {MANIFEST_NAME}")
+    print(f"{len(manifest.files)} files verified", file=sys.stderr)
+    return folder / MANIFEST_NAME
+
+
+def _say_hit(result: Any) -> None:
+    if result.cache_hit:
+        print(f"{result.manifest.step}: cache hit, nothing to do", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="scene2world", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"scene2world {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="pipeline config YAML (default: built-in defaults)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. render.msaa=1")
+        return p
+
+    p = with_config(sub.add_parser("run", help="the whole pipeline as one Prefect flow"))
+    p.set_defaults(func=cmd_run)
+
+    p = with_config(sub.add_parser("download", help="fetch a dataset and discover its clips"))
+    p.add_argument("source", help="dataset name, URL, archive or folder")
+    p.add_argument("--out", type=Path, help="output folder (default: the data root's cache)")
+    p.add_argument("--sha256", help="expected sha256 of a downloaded archive")
+    p.set_defaults(func=cmd_download)
+
+    p = with_config(sub.add_parser("render", help="render world-scenario control videos"))
+    p.add_argument("input", help="folder of clips (ClipGT or RDS-HQ) or a download manifest")
+    p.add_argument("--out", type=Path, help="output folder (default: the data root's cache)")
+    p.add_argument("--cameras", help="comma-separated camera names, e.g. camera_front_wide_120fov")
+    p.add_argument("--frames", help="half-open range START:END of the 30 fps timeline")
+    p.add_argument("--look", choices=["nvidia", "fixed"])
+    p.add_argument("--msaa", type=int, choices=[1, 4])
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--preset", help="libx264 preset (default slow)")
+    p.add_argument("--workers", type=int, help="render processes (0 = one per core)")
+    p.add_argument("--png", action="store_true", help="lossless PNG frames instead of mp4")
+    p.set_defaults(func=cmd_render)
+
+    p = with_config(sub.add_parser("infer", help="run Cosmos (or the preview engine) under torchrun"))
+    p.add_argument("spec_or_manifest", help="a render manifest, or a Cosmos spec .json/.jsonl")
+    p.add_argument("--out", type=Path, help="output folder (default: the data root's cache)")
+    p.add_argument("--engine", choices=["preview", "cosmos"])
+    p.add_argument("--nproc", type=int, help="torchrun --nproc_per_node")
+    p.set_defaults(func=cmd_infer)
+
+    p = with_config(sub.add_parser("package", help="assemble a run folder from an infer manifest"))
+    p.add_argument("manifest", help="the manifest written by `scene2world infer`")
+    p.add_argument("--out", type=Path, help="run folder (default: <runs_dir>/<name>-<key>)")
+    p.set_defaults(func=cmd_package)
+
+    p = sub.add_parser("verify", help="check a run folder against its manifest")
+    p.add_argument("run_dir", help="a run folder (or any step output folder)")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scene2world`` command."""
+    _setup_env()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        manifest = args.func(args)
+    except Scene2WorldError as e:
+        print(f"scene2world {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"scene2world {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    print(manifest)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] + (f" (and {len(lines) - 1} more: {'; '.join(lines[1:4])})" if len(lines) > 1 else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The package step: one run folder per (settings, upstream outputs), with manifest and archive."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from scene2world import cache
+from scene2world.config import PackageConfig
+from scene2world.errors import PackageError
+from scene2world.manifest import MANIFEST_NAME, read_manifest
+
+STEP = "package"
+STEP_VERSION = "1"
+
+log = logging.getLogger(__name__)
+
+
+def package_key(cfg: PackageConfig, name: str, render_digest: str, infer_digest: str, info: dict[str, Any]) -> str:
+    """The step key from the package settings, the run name and both upstream digests."""
+    return cache.step_key(
+        STEP,
+        STEP_VERSION,
+        settings=cfg.model_dump(mode="json"),
+        name=name,
+        render=render_digest,
+        infer=infer_digest,
+        info=info,
+    )
+
+
+def run_dir_for(runs_dir: Path, name: str, key: str) -> Path:
+    """``<runs_dir>/<name>-<key[:10]>``: one folder per distinct run content."""
+    return Path(runs_dir).absolute() / f"{name}-{key[:10]}"
+
+
+def run_package(
+    cfg: PackageConfig,
+    render_manifest: Path,
+    infer_manifest: Path,
+    *,
+    runs_dir: Path,
+    name: str,
+    info: dict[str, Any],
+    out_dir: Path | None = None,
+) -> cache.StepResult:
+    """Assemble the run folder from a render and an infer manifest."""
+    from scene2world.packaging.run_folder import package_run
+
+    t0 = time.perf_counter()
+    render_dir = _folder(render_manifest, "render")
+    infer_dir = _folder(infer_manifest, "infer")
+    key = package_key(cfg, name, read_manifest(render_dir).digest(), read_manifest(infer_dir).digest(), info)
+    out_dir = Path(out_dir) if out_dir else run_dir_for(runs_dir, name, key)
+    if (hit := cache.lookup(out_dir, key)) is not None:
+        log.info("package: cache hit %s (%s)", key[:12], out_dir)
+        return cache.StepResult(hit, out_dir, cache_hit=True)
+    manifest = package_run(render_dir, infer_dir, out_dir, cfg, {**info, "cache_key": key})
+    log.info("package: %s in %.1f s", out_dir, time.perf_counter() - t0)
+    return cache.StepResult(manifest, out_dir, cache_hit=False)
+
+
+def _folder(path: Path, step: str) -> Path:
+    path = Path(path).absolute()
+    folder = path.parent if path.name == MANIFEST_NAME else path
+    manifest = read_manifest(folder)
+    if manifest.step != step:
+        raise PackageError(f"{folder / MANIFEST_NAME}: a `{manifest.step}` manifest where a `{step}` one is needed")
+    return folder

@@ -1,0 +1,371 @@
+"""The one module that owns pyrender's install quirks and the EGL device choice.
+
+Nothing else in scene2world imports ``OpenGL`` or ``pyrender`` directly: call
+:func:`load_pyrender` (it sets the environment *before* the first OpenGL import, applies the
+patches of ``reference/pyrender.md`` §1.5 and returns the module) and :func:`create_context`.
+
+- ``PYOPENGL_PLATFORM=egl`` and ``PYGLET_HEADLESS=1`` are set by default (pyglet 2 cannot be
+  imported without X libraries otherwise; pyrender imports it for its viewer).
+- ``np.infty = np.inf`` (numpy 2 removed it; pyrender's ``Mesh.bounds`` uses it).
+- The OSMesa program-cache patch: pyrender keys its shader cache on the ctypes pointer of the
+  current context, which on OSMesa is a new object per call, so every primitive recompiles its
+  program every frame and leaks it (pyrender.md §1.4). Harmless on EGL.
+- MSAA on/off and colour-only readback: :class:`FastRenderer` replaces pyrender's hard-coded
+  4x framebuffer and its colour+depth readback (pyrender.md §1.3) per renderer instance, not by
+  patching pyrender globally.
+- Device choice: ``"cpu"`` = Mesa llvmpipe (EGL's software device), ``"gpu"`` = an NVIDIA (or
+  any hardware) EGL device, ``"auto"`` = a hardware device when one is enumerated, else
+  llvmpipe. ``EGL_DEVICE_ID`` picks among the hardware devices (their ``eglQueryDevicesEXT``
+  order, which is not necessarily the CUDA order). GL_RENDERER is checked after the context
+  is made: asking for ``"gpu"`` and getting llvmpipe is a :class:`RenderError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from scene2world.errors import RenderError
+
+Device = Literal["auto", "cpu", "gpu"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
+
+APT_PACKAGES = "libegl1 libgl1 libgl1-mesa-dri"
+"""The Debian/Ubuntu packages EGL rendering needs on a CPU machine (pyrender.md §1.2)."""
+
+# glvnd vendor files: Mesa's (llvmpipe) and NVIDIA's, in their usual places (the NVIDIA
+# container runtime mounts the driver under /usr/local/nvidia).
+MESA_VENDOR_FILES = (
+    "/usr/share/glvnd/egl_vendor.d/50_mesa.json",
+    "/etc/glvnd/egl_vendor.d/50_mesa.json",
+)
+NVIDIA_VENDOR_FILES = (
+    "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+    "/etc/glvnd/egl_vendor.d/10_nvidia.json",
+    "/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json",
+)
+
+_EGL_EXTENSIONS = 0x3055
+_EGL_DRM_DEVICE_FILE_EXT = 0x3233
+_GL_RENDERER = 0x1F01
+_GL_VERSION = 0x1F02
+
+_pyrender: Any = None
+_vendor_setup: str | None = None
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise RenderError(f"`device` must be one of {list(DEVICES)}, got {device!r}")
+
+
+def _existing(paths: tuple[str, ...]) -> list[str]:
+    return [p for p in paths if Path(p).is_file()]
+
+
+def configure_environment(device: Device = "auto") -> None:
+    """Set the env defaults pyrender needs; call before anything imports OpenGL.
+
+    Only defaults are set: values the user exported win. For ``"cpu"`` the glvnd vendor list
+    is restricted to Mesa (so no NVIDIA driver is initialised); for ``"gpu"``/``"auto"`` an
+    NVIDIA vendor file outside glvnd's search path (``/usr/local/nvidia/...``) is added next
+    to Mesa's. No effect once libEGL is loaded in this process.
+    """
+    _check_device(device)
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    os.environ.setdefault("PYGLET_HEADLESS", "1")
+    global _vendor_setup
+    if _vendor_setup is not None or "OpenGL.EGL" in sys.modules:
+        return
+    _vendor_setup = device
+    if "__EGL_VENDOR_LIBRARY_FILENAMES" in os.environ or "__EGL_VENDOR_LIBRARY_DIRS" in os.environ:
+        return
+    mesa = _existing(MESA_VENDOR_FILES)[:1]
+    nvidia = _existing(NVIDIA_VENDOR_FILES)[:1]
+    if device == "cpu" and mesa:
+        os.environ["__EGL_VENDOR_LIBRARY_FILENAMES"] = mesa[0]
+    elif device != "cpu" and nvidia and not nvidia[0].startswith(("/usr/share/", "/etc/")):
+        os.environ["__EGL_VENDOR_LIBRARY_FILENAMES"] = ":".join(nvidia + mesa)
+
+
+def _patch_osmesa_program_cache() -> None:
+    """Make pyrender's shader-cache key stable on OSMesa (pyrender.md §1.4)."""
+    import OpenGL.contextdata as contextdata
+
+    if getattr(contextdata.getContext, "_scene2world_patched", False):
+        return
+    original = contextdata.getContext
+
+    def get_context(context: Any = None) -> Any:
+        value = original(context)
+        if isinstance(value, int):
+            return value
+        try:
+            return ctypes.cast(value, ctypes.c_void_p).value
+        except (TypeError, ctypes.ArgumentError):
+            return value
+
+    get_context._scene2world_patched = True  # type: ignore[attr-defined]
+    contextdata.getContext = get_context
+
+
+def load_pyrender(device: Device = "auto") -> Any:
+    """Import pyrender with the environment and patches it needs; returns the module.
+
+    Raises RenderError naming the missing apt packages when libEGL/libGL cannot be loaded.
+    """
+    global _pyrender
+    if _pyrender is not None:
+        return _pyrender
+    configure_environment(device)
+    if not hasattr(np, "infty"):
+        np.infty = np.inf  # type: ignore[attr-defined]
+    try:
+        _patch_osmesa_program_cache()
+        import pyrender
+        import pyrender.renderer  # noqa: F401
+    except (ImportError, OSError, AttributeError) as e:
+        platform = os.environ.get("PYOPENGL_PLATFORM", "")
+        raise RenderError(
+            f"cannot load OpenGL over {platform or 'the default platform'} ({e}); install the system "
+            f"libraries with `apt-get install --no-install-recommends {APT_PACKAGES}` (add `libosmesa6` "
+            "for PYOPENGL_PLATFORM=osmesa) and keep PYOPENGL_PLATFORM=egl"
+        ) from e
+    _pyrender = pyrender
+    return pyrender
+
+
+@dataclass(frozen=True)
+class EGLDeviceInfo:
+    """One enumerated EGL device: its index in ``eglQueryDevicesEXT`` order, whether it is
+    Mesa's software device, its DRM node (None for software) and its extension string."""
+
+    index: int
+    software: bool
+    drm_node: str | None
+    extensions: str
+
+
+def list_egl_devices() -> list[EGLDeviceInfo]:
+    """Enumerate EGL devices (empty if the platform-device extension is missing)."""
+    load_pyrender()
+    from pyrender.platforms import egl
+
+    try:
+        raw = egl.query_devices()
+    except RuntimeError:
+        return []
+    query = egl._eglQueryDeviceStringEXT
+    out = []
+    for i, dev in enumerate(raw):
+        ext = query(dev._display, _EGL_EXTENSIONS) if query is not None else None
+        ext_s = ext.decode("ascii", "replace") if ext else ""
+        node = query(dev._display, _EGL_DRM_DEVICE_FILE_EXT) if query is not None else None
+        out.append(
+            EGLDeviceInfo(
+                index=i,
+                software="EGL_MESA_device_software" in ext_s,
+                drm_node=node.decode("ascii", "replace") if node else None,
+                extensions=ext_s,
+            )
+        )
+    return out
+
+
+def pick_device(device: Device) -> EGLDeviceInfo | None:
+    """The EGL device ``device`` names, or None to let EGL pick its default display."""
+    _check_device(device)
+    devices = list_egl_devices()
+    if not devices:
+        if device == "gpu":
+            raise RenderError(
+                "device='gpu' but EGL enumerated no device (eglQueryDevicesEXT); install the glvnd "
+                "loaders `libegl1 libgl1` and make NVIDIA's EGL vendor library visible (container: "
+                "NVIDIA_DRIVER_CAPABILITIES=graphics,compute,utility; or set __EGL_VENDOR_LIBRARY_FILENAMES "
+                "to its 10_nvidia.json); see docs/gpu.md"
+            )
+        return None
+    hardware = [d for d in devices if not d.software]
+    software = [d for d in devices if d.software]
+    if device == "cpu":
+        if not software:
+            raise RenderError(
+                f"device='cpu' but EGL has no Mesa software device (found {len(devices)} hardware device(s)); "
+                f"install `{APT_PACKAGES}` or use device='gpu'"
+            )
+        return software[0]
+    if hardware:
+        wanted = int(os.environ.get("EGL_DEVICE_ID", "0"))
+        if not 0 <= wanted < len(hardware):
+            raise RenderError(f"EGL_DEVICE_ID={wanted} but only {len(hardware)} hardware EGL device(s) were found")
+        return hardware[wanted]
+    if device == "gpu":
+        raise RenderError(
+            "device='gpu' but EGL found only Mesa's software device (llvmpipe): NVIDIA's EGL vendor library "
+            "is not visible. Set __EGL_VENDOR_LIBRARY_FILENAMES to its 10_nvidia.json (e.g. "
+            "/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json) and, in containers, "
+            "NVIDIA_DRIVER_CAPABILITIES to include `graphics`; see docs/gpu.md"
+        )
+    return software[0] if software else None
+
+
+def _make_fast_renderer_class(pyrender: Any) -> type:
+    """A pyrender Renderer with a configurable sample count and colour-only readback."""
+    from OpenGL import GL
+
+    base = pyrender.renderer.Renderer
+
+    class FastRenderer(base):  # type: ignore[misc, valid-type]
+        """pyrender's Renderer, main framebuffer replaced: ``samples`` (1 = no MSAA) and
+        colour-only readback of rows in image order (top row first)."""
+
+        samples = 4
+
+        def _configure_main_framebuffer(self) -> None:
+            dims = (self.viewport_width, self.viewport_height)
+            if self._main_fb is not None and self._main_fb_dims != dims:
+                self._delete_main_framebuffer()
+            if self._main_fb is not None:
+                return
+            w, h = dims
+            if self.samples > 1:
+                cb, cb_ms, db_ms = GL.glGenRenderbuffers(3)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb)
+                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_RGBA8, w, h)
+                fb = GL.glGenFramebuffers(1)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb_ms)
+                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.samples, GL.GL_RGBA8, w, h)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, db_ms)
+                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.samples, GL.GL_DEPTH_COMPONENT24, w, h)
+                fb_ms = GL.glGenFramebuffers(1)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb_ms)
+                GL.glFramebufferRenderbuffer(
+                    GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb_ms
+                )
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db_ms)
+                self._main_cb, self._main_db = cb, None
+                self._main_fb, self._main_fb_ms = fb, fb_ms
+                self._main_cb_ms, self._main_db_ms = cb_ms, db_ms
+            else:
+                cb, db = GL.glGenRenderbuffers(2)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb)
+                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_RGBA8, w, h)
+                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, db)
+                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_DEPTH_COMPONENT24, w, h)
+                fb = GL.glGenFramebuffers(1)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb)
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db)
+                # one single-sample framebuffer serves as both: drawn into and read from
+                self._main_cb, self._main_db = cb, db
+                self._main_fb = self._main_fb_ms = fb
+                self._main_cb_ms = self._main_db_ms = None
+            status = GL.glCheckFramebufferStatus(GL.GL_DRAW_FRAMEBUFFER)
+            if status != GL.GL_FRAMEBUFFER_COMPLETE:
+                raise RenderError(f"OpenGL framebuffer incomplete (status 0x{int(status):x}, samples={self.samples})")
+            self._main_fb_dims = dims
+
+        def _delete_main_framebuffer(self) -> None:
+            fbs = {x for x in (self._main_fb, self._main_fb_ms) if x is not None}
+            rbs = {x for x in (self._main_cb, self._main_db, self._main_cb_ms, self._main_db_ms) if x is not None}
+            if fbs:
+                GL.glDeleteFramebuffers(len(fbs), sorted(fbs))
+            if rbs:
+                GL.glDeleteRenderbuffers(len(rbs), sorted(rbs))
+            self._main_fb = self._main_cb = self._main_db = None
+            self._main_fb_ms = self._main_cb_ms = self._main_db_ms = None
+            self._main_fb_dims = (None, None)
+
+        def _read_main_framebuffer(self, scene: Any, flags: Any) -> np.ndarray:
+            w, h = self._main_fb_dims
+            if self._main_fb_ms != self._main_fb:  # resolve MSAA, colour only (no depth blit)
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb_ms)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._main_fb)
+                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb)
+            GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+            buf = np.empty((h, w, 4), dtype=np.uint8)
+            GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, buf)
+            # GL rows are bottom-up: one copy flips them and drops alpha
+            return np.ascontiguousarray(buf[::-1, :, :3])
+
+    return FastRenderer
+
+
+_fast_renderer_cls: type | None = None
+
+
+def fast_renderer_class() -> type:
+    """The :class:`FastRenderer` class (pyrender Renderer with MSAA choice, colour-only read)."""
+    global _fast_renderer_cls
+    if _fast_renderer_cls is None:
+        _fast_renderer_cls = _make_fast_renderer_class(load_pyrender())
+    return _fast_renderer_cls
+
+
+def is_software_renderer(renderer_name: str) -> bool:
+    """True for Mesa's CPU rasterisers (llvmpipe, softpipe, swrast)."""
+    name = renderer_name.lower()
+    return any(s in name for s in ("llvmpipe", "softpipe", "swrast", "software"))
+
+
+def create_offscreen(width: int, height: int, *, samples: int = 4, device: Device = "auto") -> Any:
+    """A pyrender ``OffscreenRenderer`` of ``width``x``height`` on the EGL device ``device``.
+
+    Its renderer is a :class:`FastRenderer` with ``samples`` MSAA samples (1 = none) and
+    colour-only readback; ``renderer_name`` (GL_RENDERER), ``gl_version`` and ``egl_device``
+    are set on it. Raises RenderError when EGL cannot be loaded or initialised, or when
+    ``device="gpu"`` was asked and a software renderer came up.
+    """
+    _check_device(device)
+    pyrender = load_pyrender(device)
+    if os.environ.get("PYOPENGL_PLATFORM") != "egl":
+        raise RenderError(
+            f"PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM')!r}: scene2world renders over EGL only; "
+            "unset it or set it to `egl`"
+        )
+    from OpenGL import GL
+    from pyrender.platforms import egl
+
+    info = pick_device(device)
+    renderer_cls = fast_renderer_class()
+
+    class Offscreen(pyrender.OffscreenRenderer):  # type: ignore[misc, name-defined]
+        def _create(self) -> None:
+            dev = egl.EGLDevice(None) if info is None else egl.query_devices()[info.index]
+            self._platform = egl.EGLPlatform(self.viewport_width, self.viewport_height, device=dev)
+            try:
+                self._platform.init_context()
+                self._platform.make_current()
+            except Exception as e:  # pyrender asserts on every EGL call
+                raise RenderError(
+                    f"could not create an EGL OpenGL 4.1 core context on {device!r} device {info} "
+                    f"({type(e).__name__}: {e}); on CPU machines install `{APT_PACKAGES}`, on NVIDIA "
+                    "machines see docs/gpu.md"
+                ) from e
+            self._renderer = renderer_cls(self.viewport_width, self.viewport_height)
+            self._renderer.samples = int(samples)
+
+    offscreen = Offscreen(width, height)
+    offscreen.renderer_name = (GL.glGetString(_GL_RENDERER) or b"").decode("ascii", "replace")
+    offscreen.gl_version = (GL.glGetString(_GL_VERSION) or b"").decode("ascii", "replace")
+    offscreen.egl_device = info
+    if device == "gpu" and is_software_renderer(offscreen.renderer_name):
+        offscreen.delete()
+        raise RenderError(
+            f"device='gpu' but the EGL context runs on {offscreen.renderer_name!r} (CPU): NVIDIA's EGL driver was "
+            "not used; see docs/gpu.md (__EGL_VENDOR_LIBRARY_FILENAMES, EGL_DEVICE_ID)"
+        )
+    max_samples = int(GL.glGetIntegerv(GL.GL_MAX_SAMPLES))
+    if samples > max_samples:
+        offscreen.delete()
+        raise RenderError(f"msaa={samples} but {offscreen.renderer_name} supports at most {max_samples} samples")
+    return offscreen

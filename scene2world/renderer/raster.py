@@ -1,0 +1,218 @@
+"""Rasterise pixel-space :class:`DrawBatch` lists with pyrender over EGL (NVIDIA's GL rules).
+
+The camera is pyrender's ``OrthographicCamera`` in pixel space (pyrender.md §3.1): with
+``xmag = W/2``, ``ymag = H/2`` and a view matrix that maps a vertex ``(u, v, depth)`` to
+``(u − W/2, H/2 − v, −depth)``, the clip coordinates are exactly NVIDIA's
+``x_ndc = 2u/W − 1``, ``y_ndc = 1 − 2v/H`` (pixel centres at i + 0.5), and
+``z_ndc = (2·depth − far − near)/(far − near)`` with w = 1, i.e. depth is interpolated linearly in
+screen space and OpenGL clips it to [near, far] = [1 mm, 200 m]. The vertices are uploaded as
+they come: the flip and the depth sign live in the camera pose, not in a per-frame numpy pass.
+
+Draw order: all batches of a frame are merged into ONE triangle primitive, in list order, and
+drawn with one ``glDrawElements``. OpenGL processes the primitives of a draw call in order
+(the spec's primitive-order rule: per-fragment operations such as the depth test and the
+framebuffer write behave as if triangles were rasterised one after another), so with GL_LESS an
+earlier triangle keeps a pixel against a later one at equal depth, exactly as NVIDIA's
+separate draw calls do. No depth bias is needed (a bias would change the depth of every batch,
+not only the tied ones). The merged mesh lives in buffers that are re-filled every frame
+(``glBufferData``); no VAO, VBO or pyrender Mesh is created after the first frame.
+
+Shading is pyrender's FLAT program (no lights, no sRGB conversion): the output colour is the
+interpolated vertex colour, so a colour c/255 comes back as c. Faces are double-sided (no
+culling). The background is black. Only colour is read back, rows in image order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from scene2world.errors import RenderError
+from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
+from scene2world.renderer.gl import Device, create_offscreen, load_pyrender
+from scene2world.typing import NDArrayByte
+
+MSAA_CHOICES = (1, 2, 4, 8)
+"""Sample counts :class:`Rasterizer` accepts (NVIDIA: 4)."""
+
+
+def merge_batches(batches: Sequence[DrawBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One vertex/colour/index set drawing ``batches`` in list order.
+
+    Returns ``vertices_px`` (N, 3) float32, ``colors`` (N, 3) float32 and ``indices`` (M, 3)
+    uint32, the faces of batch k offset by the vertex count of batches 0..k−1.
+    """
+    batches = [b for b in batches if len(b.faces)]
+    if not batches:
+        empty = np.zeros((0, 3), np.float32)
+        return empty, empty, np.zeros((0, 3), np.uint32)
+    if len(batches) == 1:
+        b = batches[0]
+        return b.vertices_px, b.colors, b.faces.astype(np.uint32)
+    n_verts = np.fromiter((len(b.vertices_px) for b in batches), np.int64, len(batches))
+    n_faces = np.fromiter((len(b.faces) for b in batches), np.int64, len(batches))
+    offsets = np.repeat(np.cumsum(n_verts) - n_verts, n_faces).astype(np.uint32)
+    indices = np.concatenate([b.faces for b in batches]).astype(np.uint32)
+    indices += offsets[:, None]
+    vertices = np.concatenate([b.vertices_px for b in batches])
+    colors = np.concatenate([b.colors for b in batches])
+    return vertices, colors, indices
+
+
+def _dynamic_primitive_class(pyrender: Any) -> type:
+    from OpenGL import GL
+
+    class DynamicPrimitive(pyrender.Primitive):  # type: ignore[misc, name-defined]
+        """A TRIANGLES primitive (positions + RGB colours) whose buffers are refilled per frame."""
+
+        def __init__(self, material: Any) -> None:
+            super().__init__(
+                positions=np.zeros((3, 3), np.float32),
+                color_0=np.ones((3, 4), np.float32),
+                indices=np.zeros((1, 3), np.uint32),
+                material=material,
+                mode=pyrender.constants.GLTF.TRIANGLES,
+            )
+            self._is_transparent = False
+            self._colors3 = np.ones((3, 3), np.float32)
+
+        def set_data(self, vertices: np.ndarray, colors: np.ndarray, indices: np.ndarray) -> None:
+            self._positions = vertices
+            self._colors3 = colors
+            self._indices = indices
+            if self._vaid is not None:
+                self._upload()
+
+        def _upload(self) -> None:
+            pos_buf, col_buf, _, idx_buf = self._buffers
+            GL.glBindVertexArray(self._vaid)
+            for buf, data in ((pos_buf, self._positions), (col_buf, self._colors3)):
+                GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buf)
+                GL.glBufferData(GL.GL_ARRAY_BUFFER, data.nbytes, data if data.size else None, GL.GL_STREAM_DRAW)
+            GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, idx_buf)
+            data = self._indices
+            GL.glBufferData(GL.GL_ELEMENT_ARRAY_BUFFER, data.nbytes, data if data.size else None, GL.GL_STREAM_DRAW)
+            GL.glBindVertexArray(0)
+
+        def _add_to_context(self) -> None:
+            # Same attribute locations as pyrender's own layout for POSITION|COLOR_0:
+            # 0 = position (vec3), 1 = color_0 (vec4; a 3-component buffer reads alpha 1),
+            # 2..5 = the per-instance model matrix (identity).
+            if self._vaid is not None:
+                raise ValueError("primitive already in a context")
+            self._vaid = GL.glGenVertexArrays(1)
+            self._buffers = [int(b) for b in GL.glGenBuffers(4)]
+            pos_buf, col_buf, inst_buf, _ = self._buffers
+            GL.glBindVertexArray(self._vaid)
+            for loc, buf in ((0, pos_buf), (1, col_buf)):
+                GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buf)
+                GL.glVertexAttribPointer(loc, 3, GL.GL_FLOAT, GL.GL_FALSE, 12, ctypes.c_void_p(0))
+                GL.glEnableVertexAttribArray(loc)
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, inst_buf)
+            identity = np.eye(4, dtype=np.float32)
+            GL.glBufferData(GL.GL_ARRAY_BUFFER, identity.nbytes, identity, GL.GL_STATIC_DRAW)
+            for i in range(4):
+                GL.glEnableVertexAttribArray(2 + i)
+                GL.glVertexAttribPointer(2 + i, 4, GL.GL_FLOAT, GL.GL_FALSE, 64, ctypes.c_void_p(16 * i))
+                GL.glVertexAttribDivisor(2 + i, 1)
+            GL.glBindVertexArray(0)
+            self._upload()
+
+    return DynamicPrimitive
+
+
+def camera_pose(width: int, height: int) -> np.ndarray:
+    """(4, 4) pose of the pixel-space camera: its inverse maps (u, v, depth) to (u − W/2, H/2 − v, −depth)."""
+    view = np.array(
+        [[1.0, 0.0, 0.0, -width / 2], [0.0, -1.0, 0.0, height / 2], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )
+    return np.linalg.inv(view)
+
+
+class Rasterizer:
+    """Draw ordered :class:`DrawBatch` lists into (H, W, 3) uint8 images on one EGL context.
+
+    ``msaa``: samples per pixel (1 = no anti-aliasing; NVIDIA uses 4). ``device``: ``"cpu"``
+    (Mesa llvmpipe), ``"gpu"`` (NVIDIA EGL) or ``"auto"``. Not thread-safe: one context per
+    process (or per thread, used only there). Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        width: int = 1280,
+        height: int = 720,
+        msaa: int = 4,
+        device: Device = "auto",
+        *,
+        znear_m: float = NEAR_CLIP_M,
+        zfar_m: float = FAR_CLIP_M,
+    ) -> None:
+        if msaa not in MSAA_CHOICES:
+            raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
+        if width <= 0 or height <= 0:
+            raise RenderError(f"image size must be positive, got {width}x{height}")
+        if not 0 <= znear_m < zfar_m:
+            raise RenderError(f"clip planes must satisfy 0 <= znear_m < zfar_m, got {znear_m}, {zfar_m}")
+        self.width, self.height, self.msaa = int(width), int(height), int(msaa)
+        pyrender = load_pyrender(device)
+        self._offscreen = create_offscreen(self.width, self.height, samples=self.msaa, device=device)
+        self._flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.SKIP_CULL_FACES
+        self._scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 1.0], ambient_light=[0.0, 0.0, 0.0])
+        camera = pyrender.OrthographicCamera(
+            xmag=self.width / 2, ymag=self.height / 2, znear=float(znear_m), zfar=float(zfar_m)
+        )
+        self._scene.add(camera, pose=camera_pose(self.width, self.height))
+        material = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=[1.0, 1.0, 1.0, 1.0], doubleSided=True, alphaMode="OPAQUE"
+        )
+        self._primitive = _dynamic_primitive_class(pyrender)(material)
+        self._mesh = pyrender.Mesh(primitives=[self._primitive], is_visible=False)
+        self._scene.add(self._mesh)
+        self.frames_rendered = 0
+        self.seconds = 0.0
+
+    @property
+    def renderer_name(self) -> str:
+        """GL_RENDERER of the context (``llvmpipe (...)`` on CPU, the GPU's name on NVIDIA)."""
+        return str(self._offscreen.renderer_name)
+
+    @property
+    def gl_version(self) -> str:
+        """GL_VERSION of the context."""
+        return str(self._offscreen.gl_version)
+
+    def render(self, batches: Sequence[DrawBatch]) -> NDArrayByte:
+        """Draw ``batches`` in order; returns the (H, W, 3) uint8 RGB image, top row first."""
+        if self._offscreen is None:
+            raise RenderError("Rasterizer is closed")
+        t0 = time.perf_counter()
+        vertices, colors, indices = merge_batches(batches)
+        self._offscreen._platform.make_current()
+        self._primitive.set_data(vertices, colors, indices)
+        self._mesh.is_visible = len(indices) > 0
+        image = self._offscreen.render(self._scene, self._flags)
+        self.frames_rendered += 1
+        self.seconds += time.perf_counter() - t0
+        return image
+
+    def close(self) -> None:
+        """Free the GL objects and the EGL context (idempotent)."""
+        offscreen, self._offscreen = self._offscreen, None
+        if offscreen is not None:
+            offscreen.delete()
+
+    def __enter__(self) -> Rasterizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

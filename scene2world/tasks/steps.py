@@ -1,0 +1,111 @@
+"""Thin Prefect tasks around the four step functions: cache policy, retries, tags, logging.
+
+Each task takes a config model and the upstream step's summary (a small dict holding its
+manifest path) and returns its own summary. No numpy, rendering or subprocess code here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from scene2world import cache
+from scene2world.config import DownloadConfig, InferConfig, PackageConfig, RenderConfig
+from scene2world.datasets import step as download_step
+from scene2world.inference import step as infer_step
+from scene2world.manifest import read_manifest
+from scene2world.packaging import step as package_step
+from scene2world.renderer import step as render_step
+from scene2world.tasks.caching import StepKey
+
+CACHE_EXPIRATION = timedelta(days=30)
+
+
+def download_key(inputs: dict[str, Any]) -> tuple[str, Path] | None:
+    """Key of a local download (remote sources are asked each time: conditional GET)."""
+    cfg = DownloadConfig.model_validate(inputs["cfg"])
+    key = download_step.local_key(cfg, inputs["datasets"])
+    if key is None:
+        return None
+    return key, cache.store_dir(Path(inputs["data_root"]), download_step.STEP, key)
+
+
+def render_key(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """Key of the render step from its settings and the download manifest's digest."""
+    cfg = RenderConfig.model_validate(inputs["cfg"])
+    upstream = read_manifest(Path(inputs["download"]["manifest"]))
+    key = render_step.render_key(cfg, upstream.digest())
+    return key, cache.store_dir(Path(inputs["data_root"]), render_step.STEP, key)
+
+
+def infer_key(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """Key of the infer step from its settings and the render manifest's digest."""
+    cfg = InferConfig.model_validate(inputs["cfg"])
+    upstream = read_manifest(Path(inputs["render"]["manifest"]))
+    key = infer_step.infer_key(cfg, upstream.digest())
+    return key, cache.store_dir(Path(inputs["data_root"]), infer_step.STEP, key)
+
+
+def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """Key of the package step from its settings and both upstream manifests."""
+    cfg = PackageConfig.model_validate(inputs["cfg"])
+    render = read_manifest(Path(inputs["render"]["manifest"]))
+    infer = read_manifest(Path(inputs["infer"]["manifest"]))
+    key = package_step.package_key(cfg, inputs["name"], render.digest(), infer.digest(), inputs["info"])
+    return key, package_step.run_dir_for(Path(inputs["runs_dir"]), inputs["name"], key)
+
+
+_COMMON = {"persist_result": True, "result_serializer": "json", "cache_expiration": CACHE_EXPIRATION}
+
+
+@task(name="download", task_run_name="download-{cfg.source}", retries=2, retry_delay_seconds=[2, 10],
+      cache_policy=StepKey(download_key), tags=["scene2world", "download"], **_COMMON)
+def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path) -> dict[str, Any]:
+    """Fetch or copy the dataset and discover its clips."""
+    result = download_step.run_download(cfg, datasets=datasets, data_root=data_root)
+    return _report(result)
+
+
+@task(name="render", cache_policy=StepKey(render_key), tags=["scene2world", "render"], **_COMMON)
+def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -> dict[str, Any]:
+    """Render the control videos of every clip and camera."""
+    source = render_step.resolve_input(Path(download["manifest"]))
+    result = render_step.run_render(cfg, source, data_root=data_root)
+    return _report(result)
+
+
+@task(name="infer", cache_policy=StepKey(infer_key), tags=["scene2world", "infer", "gpu"], **_COMMON)
+def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dict[str, Any]:
+    """Run the Cosmos engine (or the preview engine) under torchrun on every clip."""
+    logger = get_run_logger()
+    result = infer_step.run_infer(
+        cfg, Path(render["manifest"]), data_root=data_root, log_line=lambda line: logger.info("%s", line)
+    )
+    return _report(result)
+
+
+@task(name="package", cache_policy=StepKey(package_key), tags=["scene2world", "package"], **_COMMON)
+def package_task(
+    cfg: PackageConfig,
+    render: dict[str, Any],
+    infer: dict[str, Any],
+    runs_dir: Path,
+    name: str,
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """Assemble the run folder, its manifest and archive."""
+    result = package_step.run_package(
+        cfg, Path(render["manifest"]), Path(infer["manifest"]), runs_dir=runs_dir, name=name, info=info
+    )
+    return _report(result)
+
+
+def _report(result: cache.StepResult) -> dict[str, Any]:
+    logger = get_run_logger()
+    summary = result.summary()
+    verb = "cache hit, nothing to do" if result.cache_hit else "done"
+    logger.info("%s: %s -> %s", summary["step"], verb, summary["manifest"])
+    return summary
