@@ -25,9 +25,7 @@ CameraNameLiteral = Literal[
     "camera_rear_right_70fov",
     "camera_rear_tele_30fov",
 ]
-X264Preset = Literal[
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
-]
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 
 NVIDIA_EXAMPLE1_URL = (
     "https://github.com/nvidia-cosmos/cosmos-dependencies/releases/download/assets/multiview_example1.zip"
@@ -99,7 +97,9 @@ class InferConfig(_Model):
         "preview", description="`preview`: scene2world's own torchrun worker (no model); `cosmos`: the real model."
     )
     nproc_per_node: int = Field(2, ge=1, le=64, description="torchrun ranks (Cosmos needs 1, 2, 4 or 8).")
-    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="torch.distributed backend (auto: nccl on GPU).")
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="torch.distributed backend (auto: nccl on GPU)."
+    )
     timeout_s: float = Field(6 * 3600, gt=0, description="Stop the whole torchrun process group after this long.")
     prompt: str = Field(
         "A realistic autonomous driving scene through city streets in daylight, consistent across all cameras.",

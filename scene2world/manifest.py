@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,23 +56,26 @@ class Manifest(BaseModel):
     step: StepName
     step_version: str
     cache_key: str
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     files: list[FileRecord] = Field(default_factory=list)
     settings: dict[str, Any] = Field(default_factory=dict)
     upstream: UpstreamRef | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(
+        default_factory=dict, description="How the output was made (counts, hits); not part of the digest."
+    )
 
     def digest(self) -> str:
-        """sha256 of what the manifest says about content (files, settings, data, upstream digest);
-        creation time, timings and absolute paths are left out."""
+        """sha256 of what the output *is* (files, settings, data). Creation time, timings, stats and
+        the upstream reference are left out: identical outputs made from different inputs have the
+        same digest, so the steps after them stay cached."""
         payload = {
             "step": self.step,
             "step_version": self.step_version,
             "files": [f.model_dump() for f in sorted(self.files, key=lambda f: f.path)],
             "settings": self.settings,
             "data": self.data,
-            "upstream": self.upstream.digest if self.upstream else None,
         }
         return sha256_json(payload)
 

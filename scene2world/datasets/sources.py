@@ -1,11 +1,13 @@
 """What a dataset SOURCE string names: a local folder, a local archive, a ``file://`` URL or an http(s) URL.
 
 Classification only looks at the string and the local filesystem; it never touches the network.
-A dataset *name* (a key of ``PipelineConfig.datasets``) is resolved to its source first.
+A ``file://`` URL is a local folder or archive like a path (``scheme`` says how it was written);
+a dataset *name* (a key of ``PipelineConfig.datasets``) is resolved to its source first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from urllib.request import url2pathname
 
 from scene2world.errors import DatasetError
 
-SourceKind = Literal["folder", "archive", "file_url", "http"]
+SourceKind = Literal["folder", "archive", "url"]
+SourceScheme = Literal["path", "file", "http", "https"]
 ArchiveFormat = Literal["zip", "tar", "tar.gz", "tar.bz2", "tar.xz"]
 
 ARCHIVE_SUFFIXES: tuple[tuple[str, ArchiveFormat], ...] = (
@@ -41,14 +44,15 @@ ACCEPTED_FORMS = (
 class Source:
     """A classified dataset source.
 
-    ``kind``: ``folder`` and ``archive`` are local paths, ``file_url`` a ``file://`` URL (its ``path`` is set and is
-    a folder when ``archive_format`` is None), ``http`` an http(s) URL (``url`` is set). ``archive_format`` comes from
-    the name's ending; for an http URL without a known ending it is None and the format is sniffed after download.
-    ``name`` is the dataset name the source was resolved from, if any. ``value`` is the string as given.
+    ``kind``: ``folder`` and ``archive`` are local (``path`` is set, absolute), ``url`` is remote (``url`` is set).
+    ``scheme``: how it was written: a plain ``path``, a ``file`` URL, an ``http``/``https`` URL.
+    ``archive_format`` comes from the name's ending; for a URL without a known ending it is None and the format is
+    sniffed after download. ``name`` is the dataset name it was resolved from, if any; ``value`` the string as given.
     """
 
     kind: SourceKind
     value: str
+    scheme: SourceScheme = "path"
     path: Path | None = None
     url: str | None = None
     archive_format: ArchiveFormat | None = None
@@ -56,17 +60,12 @@ class Source:
 
     @property
     def is_local(self) -> bool:
-        """True for sources read from the local filesystem (folders, archives, file:// URLs)."""
-        return self.kind != "http"
-
-    @property
-    def is_folder(self) -> bool:
-        """True when the source is a local folder (given as a path or as a file:// URL)."""
-        return self.path is not None and self.archive_format is None and self.kind != "http"
+        """True for sources read from the local filesystem (folders and archives, as paths or file:// URLs)."""
+        return self.kind != "url"
 
 
 def archive_format(name: str) -> ArchiveFormat | None:
-    """The archive format a file name's ending names (``data.tar.gz`` → ``tar.gz``), or None; case-insensitive."""
+    """Return the archive format named by a file name's ending (``x.tar.gz`` → ``tar.gz``) or None; any case."""
     lower = name.lower()
     for suffix, fmt in ARCHIVE_SUFFIXES:
         if lower.endswith(suffix) and len(lower) > len(suffix):
@@ -91,21 +90,16 @@ def classify_source(
         raise DatasetError(f"dataset source is empty; expected {ACCEPTED_FORMS}")
     if datasets and value in datasets:
         resolved = classify_source(datasets[value], base_dir=base_dir)
-        return Source(
-            kind=resolved.kind,
-            value=resolved.value,
-            path=resolved.path,
-            url=resolved.url,
-            archive_format=resolved.archive_format,
-            name=value,
-        )
+        return dataclasses.replace(resolved, name=value)
 
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         if not parts.netloc:
             raise DatasetError(f"dataset source {value!r}: an {scheme} URL needs a host, e.g. https://host/data.zip")
-        return Source(kind="http", value=value, url=value, archive_format=archive_format(unquote(parts.path)))
+        return Source(
+            kind="url", value=value, scheme=scheme, url=value, archive_format=archive_format(unquote(parts.path))
+        )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise DatasetError(
@@ -113,19 +107,24 @@ def classify_source(
                 f"(file:///abs/path or file://localhost/abs/path), got host {parts.netloc!r}"
             )
         path = Path(url2pathname(parts.path))
-        return _classify_local(path, value, kind_if_file="file_url", kind_if_dir="file_url")
+        return _classify_local(path, value, scheme="file")
     if len(scheme) > 1:  # one letter would be a Windows drive ("C:\\data"), handled as a path below
         raise DatasetError(f"dataset source {value!r}: unsupported scheme {scheme!r}; expected {ACCEPTED_FORMS}")
 
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = (base_dir if base_dir is not None else Path.cwd()) / path
-    return _classify_local(path, value, kind_if_file="archive", kind_if_dir="folder")
+    return _classify_local(path, value, scheme="path")
 
 
-def _classify_local(path: Path, value: str, *, kind_if_file: SourceKind, kind_if_dir: SourceKind) -> Source:
+classify = classify_source
+"""Short alias of :func:`classify_source`."""
+
+
+def _classify_local(path: Path, value: str, *, scheme: SourceScheme) -> Source:
+    path = Path(os.path.abspath(path))
     if path.is_dir():
-        return Source(kind=kind_if_dir, value=value, path=path)
+        return Source(kind="folder", value=value, scheme=scheme, path=path)
     if path.is_file():
         fmt = archive_format(path.name)
         if fmt is None:
@@ -133,7 +132,7 @@ def _classify_local(path: Path, value: str, *, kind_if_file: SourceKind, kind_if
                 f"dataset source {value!r}: {path} is a file but not a known archive "
                 f"(.zip, .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz); expected {ACCEPTED_FORMS}"
             )
-        return Source(kind=kind_if_file, value=value, path=path, archive_format=fmt)
+        return Source(kind="archive", value=value, scheme=scheme, path=path, archive_format=fmt)
     if path.exists():
         raise DatasetError(f"dataset source {value!r}: {path} is neither a regular file nor a folder")
     raise DatasetError(f"dataset source {value!r}: {path} does not exist; expected {ACCEPTED_FORMS}")

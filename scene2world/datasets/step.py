@@ -35,9 +35,7 @@ def resolve_source(source: str, datasets: dict[str, str]) -> str:
 
 
 def _key(content: str, cfg: DownloadConfig) -> str:
-    return cache.step_key(
-        STEP, STEP_VERSION, content=content, clip_ids=sorted(cfg.clip_ids) if cfg.clip_ids else None
-    )
+    return cache.step_key(STEP, STEP_VERSION, content=content, clip_ids=sorted(cfg.clip_ids) if cfg.clip_ids else None)
 
 
 def local_key(cfg: DownloadConfig, datasets: dict[str, str]) -> str | None:
@@ -103,7 +101,9 @@ def run_download(
             missing = wanted - {c.clip_id for c in clips}
             if missing:
                 found = sorted(c.clip_id for c in clips)
-                raise DatasetError(f"{resolved}: download.clip_ids {sorted(missing)} not found; the dataset has {found}")
+                raise DatasetError(
+                    f"{resolved}: download.clip_ids {sorted(missing)} not found; the dataset has {found}"
+                )
             clips = [c for c in clips if c.clip_id in wanted]
         if not clips:
             raise DatasetError(

@@ -62,9 +62,7 @@ def pipeline(
     info = {"name": cfg.name, "source": cfg.download.source, "config": cfg.model_dump(mode="json")}
 
     states = {}
-    states["download"] = call_step(
-        download_task, download_key, cfg=cfg.download, datasets=cfg.datasets, data_root=root
-    )
+    states["download"] = call_step(download_task, download_key, cfg=cfg.download, datasets=cfg.datasets, data_root=root)
     d = states["download"].result()
     states["render"] = call_step(render_task, render_key, cfg=cfg.render, download=d, data_root=root)
     r = states["render"].result()

@@ -94,9 +94,7 @@ def run_infer(
         result = run_inference(spec_path, tmp / OUTPUT_DIR, cfg, log=log_line)
         sample_data = {}
         for name, clip_id in names.items():
-            outputs = {
-                view: Path(p).relative_to(tmp).as_posix() for view, p in result.outputs.get(name, {}).items()
-            }
+            outputs = {view: Path(p).relative_to(tmp).as_posix() for view, p in result.outputs.get(name, {}).items()}
             sample_data[name] = {
                 "clip_id": clip_id,
                 "spec": spec_path.relative_to(tmp).as_posix(),

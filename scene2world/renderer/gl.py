@@ -129,7 +129,7 @@ def load_pyrender(device: Device = "auto") -> Any:
     try:
         _patch_osmesa_program_cache()
         import pyrender
-        import pyrender.renderer  # noqa: F401
+        import pyrender.renderer
     except (ImportError, OSError, AttributeError) as e:
         platform = os.environ.get("PYOPENGL_PLATFORM", "")
         raise RenderError(
@@ -143,8 +143,11 @@ def load_pyrender(device: Device = "auto") -> Any:
 
 @dataclass(frozen=True)
 class EGLDeviceInfo:
-    """One enumerated EGL device: its index in ``eglQueryDevicesEXT`` order, whether it is
-    Mesa's software device, its DRM node (None for software) and its extension string."""
+    """One enumerated EGL device.
+
+    ``index`` in ``eglQueryDevicesEXT`` order, ``software`` for Mesa's software device,
+    ``drm_node`` (None for software) and the device's ``extensions`` string.
+    """
 
     index: int
     software: bool
@@ -179,7 +182,7 @@ def list_egl_devices() -> list[EGLDeviceInfo]:
 
 
 def pick_device(device: Device) -> EGLDeviceInfo | None:
-    """The EGL device ``device`` names, or None to let EGL pick its default display."""
+    """Return the EGL device ``device`` names, or None to let EGL pick its default display."""
     _check_device(device)
     devices = list_egl_devices()
     if not devices:
@@ -216,14 +219,16 @@ def pick_device(device: Device) -> EGLDeviceInfo | None:
 
 
 def _make_fast_renderer_class(pyrender: Any) -> type:
-    """A pyrender Renderer with a configurable sample count and colour-only readback."""
+    """Build the pyrender Renderer subclass with a sample count and colour-only readback."""
     from OpenGL import GL
 
     base = pyrender.renderer.Renderer
 
     class FastRenderer(base):  # type: ignore[misc, valid-type]
-        """pyrender's Renderer, main framebuffer replaced: ``samples`` (1 = no MSAA) and
-        colour-only readback of rows in image order (top row first)."""
+        """Pyrender's Renderer with its main framebuffer replaced.
+
+        ``samples`` MSAA samples (1 = no MSAA); colour-only readback, rows in image order.
+        """
 
         samples = 4
 
@@ -247,9 +252,7 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
                 GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.samples, GL.GL_DEPTH_COMPONENT24, w, h)
                 fb_ms = GL.glGenFramebuffers(1)
                 GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb_ms)
-                GL.glFramebufferRenderbuffer(
-                    GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb_ms
-                )
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb_ms)
                 GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db_ms)
                 self._main_cb, self._main_db = cb, None
                 self._main_fb, self._main_fb_ms = fb, fb_ms
@@ -304,21 +307,65 @@ _fast_renderer_cls: type | None = None
 
 
 def fast_renderer_class() -> type:
-    """The :class:`FastRenderer` class (pyrender Renderer with MSAA choice, colour-only read)."""
+    """Return the FastRenderer class (pyrender Renderer with MSAA choice, colour-only read)."""
     global _fast_renderer_cls
     if _fast_renderer_cls is None:
         _fast_renderer_cls = _make_fast_renderer_class(load_pyrender())
     return _fast_renderer_cls
 
 
+_display_refs: dict[int, int] = {}
+_platform_cls: type | None = None
+
+
+def _shared_display_platform_class() -> type:
+    """Return pyrender's EGLPlatform subclass that calls ``eglTerminate`` only for a display's last context.
+
+    EGL returns the same display handle for every context on one device, and pyrender
+    terminates it when any one renderer is deleted, which breaks every other renderer of
+    the process (EGL_BAD_DISPLAY).
+    """
+    global _platform_cls
+    if _platform_cls is not None:
+        return _platform_cls
+    from OpenGL import EGL
+    from pyrender.platforms import egl
+
+    def key(display: Any) -> int:
+        return int(ctypes.cast(display, ctypes.c_void_p).value or 0)
+
+    class SharedDisplayEGLPlatform(egl.EGLPlatform):  # type: ignore[misc, name-defined]
+        def init_context(self) -> None:
+            super().init_context()
+            k = key(self._egl_display)
+            _display_refs[k] = _display_refs.get(k, 0) + 1
+
+        def delete_context(self) -> None:
+            if self._egl_display is None:
+                return
+            k = key(self._egl_display)
+            if self._egl_context is not None:
+                EGL.eglMakeCurrent(self._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
+                EGL.eglDestroyContext(self._egl_display, self._egl_context)
+                self._egl_context = None
+            _display_refs[k] = _display_refs.get(k, 1) - 1
+            if _display_refs[k] <= 0:
+                _display_refs.pop(k, None)
+                EGL.eglTerminate(self._egl_display)
+            self._egl_display = None
+
+    _platform_cls = SharedDisplayEGLPlatform
+    return _platform_cls
+
+
 def is_software_renderer(renderer_name: str) -> bool:
-    """True for Mesa's CPU rasterisers (llvmpipe, softpipe, swrast)."""
+    """Return True for Mesa's CPU rasterisers (llvmpipe, softpipe, swrast)."""
     name = renderer_name.lower()
     return any(s in name for s in ("llvmpipe", "softpipe", "swrast", "software"))
 
 
 def create_offscreen(width: int, height: int, *, samples: int = 4, device: Device = "auto") -> Any:
-    """A pyrender ``OffscreenRenderer`` of ``width``x``height`` on the EGL device ``device``.
+    """Create a pyrender ``OffscreenRenderer`` of ``width``x``height`` on the EGL device ``device``.
 
     Its renderer is a :class:`FastRenderer` with ``samples`` MSAA samples (1 = none) and
     colour-only readback; ``renderer_name`` (GL_RENDERER), ``gl_version`` and ``egl_device``
@@ -341,7 +388,7 @@ def create_offscreen(width: int, height: int, *, samples: int = 4, device: Devic
     class Offscreen(pyrender.OffscreenRenderer):  # type: ignore[misc, name-defined]
         def _create(self) -> None:
             dev = egl.EGLDevice(None) if info is None else egl.query_devices()[info.index]
-            self._platform = egl.EGLPlatform(self.viewport_width, self.viewport_height, device=dev)
+            self._platform = _shared_display_platform_class()(self.viewport_width, self.viewport_height, device=dev)
             try:
                 self._platform.init_context()
                 self._platform.make_current()

@@ -24,6 +24,7 @@ culling). The background is black. Only colour is read back, rows in image order
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import time
 from collections.abc import Sequence
@@ -212,7 +213,5 @@ class Rasterizer:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

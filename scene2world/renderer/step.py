@@ -110,9 +110,7 @@ def run_render(
         for clip in source.clips:
             scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=list(cfg.cameras))
             cam_keys = {
-                cam: cache.step_key(
-                    "render-camera", STEP_VERSION, settings=settings, scene=scene.content_digest(cam)
-                )
+                cam: cache.step_key("render-camera", STEP_VERSION, settings=settings, scene=scene.content_digest(cam))
                 for cam in cfg.cameras
             }
             todo = [cam for cam, k in cam_keys.items() if cache.lookup(_camera_dir(data_root, k), k) is None]
@@ -158,7 +156,8 @@ def run_render(
             settings=settings,
             upstream=_upstream_ref(source),
             timings_s={"total": time.perf_counter() - t0},
-            data={"clips": clips_data, "rendered_cameras": rendered, "reused_cameras": reused},
+            data={"clips": clips_data},
+            stats={"rendered_cameras": rendered, "reused_cameras": reused},
         )
         write_manifest(tmp, manifest)
         published = cache.publish(tmp, out_dir, key)

@@ -61,8 +61,15 @@ def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 _COMMON = {"persist_result": True, "result_serializer": "json", "cache_expiration": CACHE_EXPIRATION}
 
 
-@task(name="download", task_run_name="download-{cfg.source}", retries=2, retry_delay_seconds=[2, 10],
-      cache_policy=StepKey(download_key), tags=["scene2world", "download"], **_COMMON)
+@task(
+    name="download",
+    task_run_name="download-{cfg.source}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=StepKey(download_key),
+    tags=["scene2world", "download"],
+    **_COMMON,
+)
 def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path) -> dict[str, Any]:
     """Fetch or copy the dataset and discover its clips."""
     result = download_step.run_download(cfg, datasets=datasets, data_root=data_root)

@@ -1,0 +1,179 @@
+"""Rasterizer on real EGL (Mesa llvmpipe here): NVIDIA's pixel mapping, depth rules and MSAA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scene2world.errors import RenderError
+from scene2world.renderer.batch import DrawBatch
+from scene2world.renderer.raster import Rasterizer, merge_batches
+
+pytestmark = pytest.mark.timeout(120)
+
+W, H = 320, 180
+
+
+def quad(u0: float, v0: float, u1: float, v1: float, depth, color) -> DrawBatch:
+    """Axis-aligned pixel-space quad; ``depth`` is a scalar or 4 per-corner values (TL, TR, BR, BL)."""
+    d = np.broadcast_to(np.asarray(depth, np.float32), (4,))
+    vertices = np.array([[u0, v0, d[0]], [u1, v0, d[1]], [u1, v1, d[2]], [u0, v1, d[3]]], np.float32)
+    colors = np.tile(np.asarray(color, np.float32), (4, 1))
+    return DrawBatch(vertices, colors, np.array([[0, 1, 2], [0, 2, 3]]))
+
+
+@pytest.fixture(scope="module")
+def r1():
+    with Rasterizer(W, H, msaa=1, device="cpu") as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def r4():
+    with Rasterizer(W, H, msaa=4, device="cpu") as r:
+        yield r
+
+
+def covered(img: np.ndarray, color) -> np.ndarray:
+    return (img == np.asarray(color, np.uint8)).all(axis=-1)
+
+
+def test_triangle_pixels_and_colour_exact(r1):
+    color = np.array([51, 102, 204]) / 255
+    tri = DrawBatch(
+        np.array([[10.25, 20.25, 5.0], [100.25, 20.25, 5.0], [10.25, 110.25, 5.0]], np.float32),
+        np.tile(color.astype(np.float32), (3, 1)),
+        np.array([[0, 2, 1]]),  # clockwise on screen: both windings are drawn
+    )
+    img = r1.render([tri])
+    assert img.shape == (H, W, 3) and img.dtype == np.uint8
+    v, u = np.mgrid[0:H, 0:W] + 0.5  # pixel centres at i + 0.5, row 0 = top (v = 0)
+    expected = (u > 10.25) & (v > 20.25) & ((u - 10.25) + (v - 20.25) < 90)
+    got = covered(img, [51, 102, 204])
+    np.testing.assert_array_equal(got, expected)
+    assert (img[~expected] == 0).all()
+
+
+def test_rows_in_image_order_and_ndc_mapping(r1):
+    img = r1.render([quad(0, 0, W / 2, 10, 1.0, [1, 1, 1])])
+    assert covered(img, [255, 255, 255])[:10, : W // 2].all()
+    assert covered(img, [255, 255, 255]).sum() == 10 * W // 2  # top-left block only, no half-pixel shift
+
+
+def test_depth_test_nearer_wins_in_any_order(r1):
+    near, far = quad(20, 20, 80, 80, 5.0, [0, 1, 0]), quad(40, 40, 120, 120, 50.0, [1, 0, 0])
+    for batches in ([near, far], [far, near]):
+        img = r1.render(batches)
+        assert tuple(img[60, 60]) == (0, 255, 0)
+        assert tuple(img[100, 100]) == (255, 0, 0)
+
+
+def test_depth_ties_earlier_draw_wins(r1):
+    red, blue = quad(0, 0, 100, 100, 10.0, [1, 0, 0]), quad(50, 50, 150, 150, 10.0, [0, 0, 1])
+    img = r1.render([red, blue])
+    assert tuple(img[75, 75]) == (255, 0, 0)
+    img = r1.render([blue, red])
+    assert tuple(img[75, 75]) == (0, 0, 255)
+    # within one batch too: triangles are processed in index order
+    img = r1.render([DrawBatch.concatenate([blue, red])])
+    assert tuple(img[75, 75]) == (0, 0, 255)
+
+
+def test_ties_on_sloped_coplanar_geometry(r1):
+    # Same plane, depth varying along u: the later batch loses wherever it overlaps.
+    depth = [5.0, 150.0, 150.0, 5.0]
+    first = quad(0, 0, W, 100, depth, [1, 1, 0])
+    second = quad(0, 0, W, 100, depth, [0, 1, 1])
+    img = r1.render([first, second])
+    assert covered(img[:100], [255, 255, 0]).all()
+
+
+def test_far_clip_at_200_m_and_near_clip(r1):
+    img = r1.render(
+        [
+            quad(0, 0, 50, 50, 199.5, [1, 0, 0]),
+            quad(60, 0, 110, 50, 200.5, [0, 1, 0]),
+            quad(120, 0, 170, 50, -1.0, [0, 0, 1]),
+        ]
+    )
+    assert covered(img[:50, :50], [255, 0, 0]).all()
+    assert (img[:, 55:] == 0).all()
+
+
+def test_depth_is_clipped_screen_linearly(r1):
+    # Depth 100 m at u = 0 to 300 m at u = 200: linear in screen space, it reaches 200 m at u = 100.
+    img = r1.render([quad(0, 0, 200, 20, [100.0, 300.0, 300.0, 100.0], [1, 1, 1])])
+    cols = np.nonzero(covered(img, [255, 255, 255]).any(axis=0))[0]
+    assert cols[0] == 0 and cols[-1] in (98, 99)
+
+
+def test_msaa_1_hard_edges_msaa_4_blended(r1, r4):
+    tri = DrawBatch(
+        np.array([[10.0, 10.0, 5.0], [300.0, 40.0, 5.0], [30.0, 170.0, 5.0]], np.float32),
+        np.ones((3, 3), np.float32),
+        np.array([[0, 1, 2]]),
+    )
+    a, b = r1.render([tri]), r4.render([tri])
+    assert set(np.unique(a)) == {0, 255}
+    partial = (b > 0) & (b < 255)
+    assert partial.any()
+    assert set(np.unique(b[partial])) <= {63, 64, 127, 128, 191, 192}
+    # away from the edges both are identical
+    interior = (a == 255).all(-1)
+    eroded = interior[1:-1, 1:-1] & interior[:-2, 1:-1] & interior[2:, 1:-1] & interior[1:-1, :-2] & interior[1:-1, 2:]
+    assert (b[1:-1, 1:-1][eroded] == 255).all()
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 255
+
+
+def test_empty_input_gives_black(r1, r4):
+    for r in (r1, r4):
+        assert not r.render([]).any()
+        empty = DrawBatch(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)))
+        assert not r.render([empty]).any()
+    # and the previous frame's content does not leak
+    r1.render([quad(0, 0, 50, 50, 1.0, [1, 1, 1])])
+    assert not r1.render([]).any()
+
+
+def test_colour_values_exact(r1):
+    levels = np.arange(0, 256, 17)
+    batches = [quad(i * 10, 0, i * 10 + 10, 10, 1.0, [c / 255, (255 - c) / 255, 1.0]) for i, c in enumerate(levels)]
+    img = r1.render(batches)
+    np.testing.assert_array_equal(img[5, 5::10][: len(levels), 0], levels)
+    np.testing.assert_array_equal(img[5, 5::10][: len(levels), 1], 255 - levels)
+
+
+def test_merge_batches_offsets():
+    a, b = quad(0, 0, 1, 1, 1.0, [1, 0, 0]), quad(2, 2, 3, 3, 1.0, [0, 1, 0])
+    empty = DrawBatch(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((0, 3)))
+    vertices, colors, indices = merge_batches([a, empty, b])
+    assert vertices.shape == (8, 3) and colors.shape == (8, 3) and indices.dtype == np.uint32
+    np.testing.assert_array_equal(indices, [[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    v, _, i = merge_batches([])
+    assert v.shape == (0, 3) and i.shape == (0, 3)
+
+
+def test_renderer_name_and_bad_arguments(r1):
+    assert "llvmpipe" in r1.renderer_name.lower()
+    with pytest.raises(RenderError, match="msaa"):
+        Rasterizer(W, H, msaa=3)
+    with pytest.raises(RenderError, match="device"):
+        Rasterizer(W, H, device="tpu")  # type: ignore[arg-type]
+
+
+def test_gpu_request_on_cpu_machine_is_an_error():
+    from scene2world.renderer.gl import list_egl_devices
+
+    if any(not d.software for d in list_egl_devices()):
+        pytest.skip("this machine has a hardware EGL device")
+    with pytest.raises(RenderError, match="gpu"):
+        Rasterizer(W, H, device="gpu")
+
+
+def test_closed_rasterizer_refuses():
+    r = Rasterizer(64, 32, msaa=1, device="cpu")
+    assert r.render([]).shape == (32, 64, 3)
+    r.close()
+    r.close()
+    with pytest.raises(RenderError, match="closed"):
+        r.render([])

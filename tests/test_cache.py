@@ -1,0 +1,89 @@
+import os
+
+import pytest
+
+from scene2world import cache
+from scene2world.errors import CacheError
+from scene2world.manifest import Manifest, read_manifest, record_tree, write_manifest
+
+
+def _build(out_dir, key, payload=b"hello", fail=False):
+    with cache.staging(out_dir) as tmp:
+        (tmp / "a").mkdir()
+        (tmp / "a" / "x.bin").write_bytes(payload)
+        if fail:
+            raise RuntimeError("boom midway")
+        write_manifest(tmp, Manifest(step="render", step_version="1", cache_key=key, files=record_tree(tmp)))
+        return cache.publish(tmp, out_dir, key)
+
+
+def test_key_is_content_addressed():
+    a = cache.step_key("render", "1", settings={"msaa": 4}, content="abc")
+    assert a == cache.step_key("render", "1", content="abc", settings={"msaa": 4})
+    assert a != cache.step_key("render", "1", settings={"msaa": 1}, content="abc")
+    assert a != cache.step_key("render", "2", settings={"msaa": 4}, content="abc")
+
+
+def test_hit_after_publish(tmp_path):
+    out = tmp_path / "out"
+    _build(out, "k" * 64)
+    assert cache.lookup(out, "k" * 64) is not None
+    assert cache.lookup(out, "j" * 64) is None
+
+
+def test_changed_byte_is_a_miss(tmp_path):
+    out = tmp_path / "out"
+    _build(out, "k" * 64)
+    (out / "a" / "x.bin").write_bytes(b"hellO")
+    assert cache.lookup(out, "k" * 64) is None
+
+
+def test_deleted_output_is_a_miss(tmp_path):
+    out = tmp_path / "out"
+    _build(out, "k" * 64)
+    os.remove(out / "a" / "x.bin")
+    assert cache.lookup(out, "k" * 64) is None
+
+
+def test_failure_midway_leaves_nothing(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="boom"):
+        _build(out, "k" * 64, fail=True)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_republish_replaces_a_stale_output(tmp_path):
+    out = tmp_path / "out"
+    _build(out, "k" * 64, payload=b"old")
+    (out / "a" / "x.bin").write_bytes(b"corrupt")
+    _build(out, "k" * 64, payload=b"new")
+    assert (out / "a" / "x.bin").read_bytes() == b"new"
+    assert cache.lookup(out, "k" * 64) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_concurrent_publish_keeps_the_winner(tmp_path):
+    out = tmp_path / "out"
+    first = _build(out, "k" * 64)
+    again = _build(out, "k" * 64)
+    assert again.cache_key == first.cache_key
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_refuses_to_overwrite_user_files(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "precious.txt").write_text("do not delete")
+    with pytest.raises(CacheError, match="not a scene2world output"):
+        _build(out, "k" * 64)
+    assert (out / "precious.txt").read_text() == "do not delete"
+
+
+def test_unreadable_manifest_is_a_miss(tmp_path):
+    out = tmp_path / "out"
+    _build(out, "k" * 64)
+    (out / "manifest.json").write_text("{not json")
+    assert cache.lookup(out, "k" * 64) is None
+    with pytest.raises(CacheError, match="not a valid scene2world manifest"):
+        read_manifest(out)
