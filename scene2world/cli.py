@@ -165,17 +165,17 @@ def cmd_package(args: argparse.Namespace) -> Path:
 
 
 def cmd_verify(args: argparse.Namespace) -> Path:
-    """Check every file of a run folder (or any step output) against its manifest."""
-    from scene2world.manifest import MANIFEST_NAME, read_manifest, verify_files
+    """Check every file of a run folder (and its archive) against its manifest."""
+    from scene2world.manifest import MANIFEST_NAME
+    from scene2world.packaging.verify import verify_run
 
     folder = Path(args.run_dir)
-    manifest = read_manifest(folder)
-    problems = verify_files(folder, manifest)
+    problems = verify_run(folder)
     if problems:
         for p in problems:
             print(f"{folder}: {p}", file=sys.stderr)
-        raise Scene2WorldError(f"{folder}: {len(problems)} file(s) do not match {MANIFEST_NAME}")
-    print(f"{len(manifest.files)} files verified", file=sys.stderr)
+        raise Scene2WorldError(f"{folder}: {len(problems)} problem(s) against {MANIFEST_NAME}: {problems[0]}")
+    print(f"{folder}: every file matches {MANIFEST_NAME}", file=sys.stderr)
     return folder / MANIFEST_NAME
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
 from scene2world.datasets.sources import Source, classify_source
 from scene2world.errors import DatasetError
@@ -434,7 +435,8 @@ def _attempt(
 
             done = offset
             with open(part, mode) as fh:
-                for chunk in resp.iter_content(_CHUNK):
+                # read1 hands over what has arrived, so bytes received before a cut are kept for the resume
+                while chunk := resp.raw.read1(_CHUNK, decode_content=True):
                     fh.write(chunk)
                     done += len(chunk)
                     if progress is not None:
@@ -444,10 +446,17 @@ def _attempt(
             if expected is not None and done != expected:
                 raise _RetryableError(f"body ended at byte {done} of {expected}")
             return False, resumed, etag, last_modified
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+    except (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+    ) as e:
         raise _RetryableError(f"{type(e).__name__}: {e}") from e
     except requests.RequestException as e:
         raise DatasetError(f"{url}: request failed: {e}") from e
+    except OSError as e:  # the local side: disk full, permissions
+        raise DatasetError(f"{part}: cannot write the download: {e}") from e
 
 
 def _restart(part: Path) -> None:

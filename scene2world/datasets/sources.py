@@ -97,8 +97,9 @@ def classify_source(
     if scheme in ("http", "https"):
         if not parts.netloc:
             raise DatasetError(f"dataset source {value!r}: an {scheme} URL needs a host, e.g. https://host/data.zip")
+        web: SourceScheme = "https" if scheme == "https" else "http"
         return Source(
-            kind="url", value=value, scheme=scheme, url=value, archive_format=archive_format(unquote(parts.path))
+            kind="url", value=value, scheme=web, url=value, archive_format=archive_format(unquote(parts.path))
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):

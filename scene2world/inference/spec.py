@@ -167,8 +167,7 @@ class MultiviewInferenceArguments(BaseModel):
         active = self.active_views()
         if not active:
             raise ValueError(
-                "At least one view configuration with a control_path must be provided "
-                f"(views: {', '.join(VIEW_KEYS)})."
+                f"At least one view configuration with a control_path must be provided (views: {', '.join(VIEW_KEYS)})."
             )
         if not self.enable_autoregressive:
             if self.num_conditional_frames > 0:
@@ -272,7 +271,7 @@ def _raise(problems: list[str]) -> None:
 
 
 def validate_sample(
-    data: Mapping[str, Any], *, base_dir: Path | None = None, where: str = "sample"
+    data: Mapping[str, Any], *, base_dir: Path | None = None, where: str = "(in memory)"
 ) -> MultiviewInferenceArguments:
     """Validate one sample dict with NVIDIA's rules; relative paths are taken from ``base_dir``.
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from scene2world.errors import RenderError
-from scene2world.typing import NDArrayFloat32
 
 NEAR_CLIP_M = 1e-3
 """Near clip plane, metres of camera depth (NVIDIA: 0)."""
@@ -50,8 +49,8 @@ class DrawBatch:
     ``label``: what the batch holds (``"static_lines"``, ``"box 12 faces"``...), for debugging only.
     """
 
-    vertices_px: NDArrayFloat32
-    colors: NDArrayFloat32
+    vertices_px: np.ndarray
+    colors: np.ndarray
     faces: np.ndarray
     label: str = ""
 

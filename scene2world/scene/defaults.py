@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from scene2world.scene.model import CameraSpec, FThetaIntrinsics
-from scene2world.scene.rig import rig_SE3_cam_from_nominal
+from scene2world.scene.rig import rig_name_from_camera, rig_SE3_cam_from_nominal
 
 __all__ = ["DEFAULT_FTHETA_INTRINSICS", "NVIDIA_RIG_TABLE", "RigEntry", "default_intrinsics", "nvidia_rig"]
 
@@ -67,21 +69,25 @@ class RigEntry:
     """
 
     name: str
-    rig_name: str
     t_xyz_m: tuple[float, float, float]
     rpy_deg: tuple[float, float, float]
     hfov_deg: float
 
+    @property
+    def rig_name(self) -> str:
+        """DriveWorks sensor name (``camera:front:tele:30fov``, not the docs' ``tele:sat``)."""
+        return rig_name_from_camera(self.name)
+
 
 NVIDIA_RIG_TABLE: tuple[RigEntry, ...] = (
-    #        underscore name               DriveWorks rig name           t xyz (m)                  rpy (deg)                 hfov
-    RigEntry("camera_front_wide_120fov",  "camera:front:wide:120fov",  (1.697, -0.010, 1.443), (0.13, 0.47, -0.71),     120.0),
-    RigEntry("camera_front_tele_30fov",   "camera:front:tele:30fov",   (1.646, -0.141, 1.449), (-0.33, -0.72, -0.73),   30.0),
-    RigEntry("camera_cross_right_120fov", "camera:cross:right:120fov", (2.478, -0.955, 0.929), (-0.19, -1.38, -66.81),  120.0),
-    RigEntry("camera_cross_left_120fov",  "camera:cross:left:120fov",  (2.473, 0.938, 0.918),  (-0.17, 0.44, 66.41),    120.0),
-    RigEntry("camera_rear_left_70fov",    "camera:rear:left:70fov",    (2.029, 1.039, 0.885),  (0.63, 3.26, 151.40),    70.0),
-    RigEntry("camera_rear_right_70fov",   "camera:rear:right:70fov",   (2.008, -1.005, 0.896), (-0.28, 0.87, -154.69),  70.0),
-    RigEntry("camera_rear_tele_30fov",    "camera:rear:tele:30fov",    (0.383, 0.300, 1.434),  (-0.25, 0.58, 179.19),   30.0),
+    #        camera (rig name = "_" -> ":")  t xyz (m)                rpy (deg)                hfov (deg)
+    RigEntry("camera_front_wide_120fov",  (1.697, -0.010, 1.443), (0.13, 0.47, -0.71),     120.0),
+    RigEntry("camera_front_tele_30fov",   (1.646, -0.141, 1.449), (-0.33, -0.72, -0.73),   30.0),
+    RigEntry("camera_cross_right_120fov", (2.478, -0.955, 0.929), (-0.19, -1.38, -66.81),  120.0),
+    RigEntry("camera_cross_left_120fov",  (2.473, 0.938, 0.918),  (-0.17, 0.44, 66.41),    120.0),
+    RigEntry("camera_rear_left_70fov",    (2.029, 1.039, 0.885),  (0.63, 3.26, 151.40),    70.0),
+    RigEntry("camera_rear_right_70fov",   (2.008, -1.005, 0.896), (-0.28, 0.87, -154.69),  70.0),
+    RigEntry("camera_rear_tele_30fov",    (0.383, 0.300, 1.434),  (-0.25, 0.58, 179.19),   30.0),
 )  # fmt: skip
 """NVIDIA's 7-camera ``multiview_example1`` rig, in ``DEFAULT_CAMERA_NAMES`` order."""
 
@@ -98,7 +104,7 @@ def default_intrinsics(name: str) -> FThetaIntrinsics:
         cy_px=v[1],
         width_px=int(v[2]),
         height_px=int(v[3]),
-        poly_coeffs=v[4:10],
+        poly_coeffs=np.array(v[4:10]),
         is_bw_poly=bool(v[10]),
     )
 

@@ -27,15 +27,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from scene2world.errors import SceneError
-from scene2world.scene.model import FrameObjects, ObjectType, Track
+from scene2world.scene.model import FrameObjects, Track
 from scene2world.typing import NDArrayBool, NDArrayFloat, NDArrayInt
 
 __all__ = [
     "interpolate_poses",
     "matrix_to_quat_xyzw",
     "objects_at_timestamp",
-    "quat_xyzw_to_matrix",
     "quat_slerp",
+    "quat_xyzw_to_matrix",
     "track_poses",
 ]
 
@@ -93,14 +93,14 @@ def matrix_to_quat_xyzw(rotations: NDArrayFloat) -> NDArrayFloat:
                 axis=1,
             )
         else:
-            i, j, l = k, (k + 1) % 3, (k + 2) % 3
-            s = np.sqrt(np.maximum(1.0 + r[:, i, i] - r[:, j, j] - r[:, l, l], 0.0)) * 2
+            i, j, n = k, (k + 1) % 3, (k + 2) % 3
+            s = np.sqrt(np.maximum(1.0 + r[:, i, i] - r[:, j, j] - r[:, n, n], 0.0)) * 2
             qi = s / 4
             qj = (r[:, j, i] + r[:, i, j]) / s
-            ql = (r[:, l, i] + r[:, i, l]) / s
-            qw = (r[:, l, j] - r[:, j, l]) / s
+            qn = (r[:, n, i] + r[:, i, n]) / s
+            qw = (r[:, n, j] - r[:, j, n]) / s
             block = np.empty((len(r), 4))
-            block[:, i], block[:, j], block[:, l], block[:, 3] = qi, qj, ql, qw
+            block[:, i], block[:, j], block[:, n], block[:, 3] = qi, qj, qn, qw
             q[sel] = block
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     q[q[:, 3] < 0] *= -1
@@ -254,8 +254,81 @@ def track_poses(track: Track, query_us: NDArrayInt) -> tuple[NDArrayBool, NDArra
     return valid, _poses_from(q, centers), lwh
 
 
+class _StackedTracks:
+    """All keyframes of a track tuple in flat arrays, for one vectorised lookup per frame.
+
+    ``key`` = timestamp − track start + track index · span is globally sorted, so one
+    ``searchsorted`` finds every track's keyframe pair at once.
+    """
+
+    def __init__(self, tracks: tuple[Track, ...]) -> None:
+        self.tracks = tracks
+        counts = np.array([len(t.timestamps_us) for t in tracks], dtype=np.int64)
+        self.start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.count = counts
+        self.ts = np.concatenate([t.timestamps_us for t in tracks])
+        self.centers = np.concatenate([t.centers_world for t in tracks])
+        self.lwh = np.concatenate([t.lwh_m for t in tracks])
+        quats = np.concatenate([t.quats_xyzw for t in tracks])
+        self.quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
+        self.first = self.ts[self.start]
+        self.last = self.ts[self.start + counts - 1]
+        self.limit = np.array([t.max_extrapolation_us for t in tracks], dtype=np.int64)
+        self.span = int((self.last - self.first).max()) + 1
+        owner = np.repeat(np.arange(len(tracks), dtype=np.int64), counts)
+        self.key = self.ts - self.first[owner] + owner * self.span
+        self.ids = tuple(t.track_id for t in tracks)
+        self.types = tuple(t.object_type for t in tracks)
+
+    def at(self, t_us: int) -> FrameObjects:
+        present = np.flatnonzero((t_us >= self.first - self.limit) & (t_us <= self.last + self.limit))
+        n = len(present)
+        centers = np.empty((n, 3))
+        lwh = np.empty((n, 3))
+        quats = np.empty((n, 4))
+        single = self.count[present] == 1
+        if np.any(single):
+            rows = self.start[present[single]]
+            centers[single], lwh[single], quats[single] = self.centers[rows], self.lwh[rows], self.quats[rows]
+        multi = present[~single]
+        if len(multi):
+            pos = np.searchsorted(self.key, (t_us - self.first[multi]) + multi * self.span)
+            local = np.clip(pos - self.start[multi], 1, self.count[multi] - 1)
+            i = self.start[multi] + local
+            t0 = self.ts[i - 1]
+            alpha = (t_us - t0).astype(np.float64) / (self.ts[i] - t0).astype(np.float64)
+            centers[~single] = self.centers[i - 1] + alpha[:, None] * (self.centers[i] - self.centers[i - 1])
+            a_size = np.clip(alpha, 0.0, 1.0)[:, None]
+            lwh[~single] = self.lwh[i - 1] + a_size * (self.lwh[i] - self.lwh[i - 1])
+            quats[~single] = quat_slerp(self.quats[i - 1], self.quats[i], alpha)
+        return FrameObjects(
+            track_ids=tuple(self.ids[k] for k in present),
+            object_types=tuple(self.types[k] for k in present),
+            world_SE3_obj=_poses_from(quats, centers),
+            lwh_m=lwh,
+        )
+
+
+_STACK_CACHE: dict[int, _StackedTracks] = {}
+_STACK_CACHE_SIZE = 8
+
+
+def _stacked(tracks: tuple[Track, ...]) -> _StackedTracks:
+    cached = _STACK_CACHE.get(id(tracks))
+    if cached is not None and cached.tracks is tracks:
+        return cached
+    stacked = _StackedTracks(tracks)
+    if len(_STACK_CACHE) >= _STACK_CACHE_SIZE:
+        _STACK_CACHE.pop(next(iter(_STACK_CACHE)))
+    _STACK_CACHE[id(tracks)] = stacked  # holds a reference, so the id stays unique while cached
+    return stacked
+
+
 def objects_at_timestamp(tracks: Sequence[Track], t_us: int) -> FrameObjects:
     """The objects defined at ``t_us``, in the order of ``tracks``.
+
+    Same rules as :func:`track_poses`, evaluated for every track in one vectorised step (the
+    flattened keyframes of a tracks tuple are cached, so calling this per frame is cheap).
 
     Args:
         tracks: the scene's tracks (loaders keep them sorted by track id, NVIDIA's draw order).
@@ -264,24 +337,7 @@ def objects_at_timestamp(tracks: Sequence[Track], t_us: int) -> FrameObjects:
     Returns:
         The stacked poses (M, 4, 4), sizes (M, 3), ids and types of the M objects present.
     """
-    query = np.array([int(t_us)], dtype=np.int64)
-    ids: list[str] = []
-    types: list[ObjectType] = []
-    poses: list[NDArrayFloat] = []
-    sizes: list[NDArrayFloat] = []
-    for track in tracks:
-        ts = track.timestamps_us
-        limit = track.max_extrapolation_us
-        if t_us < ts[0] - limit or t_us > ts[-1] + limit:
-            continue
-        _, world_SE3_obj, lwh = track_poses(track, query)
-        ids.append(track.track_id)
-        types.append(track.object_type)
-        poses.append(world_SE3_obj[0])
-        sizes.append(lwh[0])
-    return FrameObjects(
-        track_ids=tuple(ids),
-        object_types=tuple(types),
-        world_SE3_obj=np.stack(poses) if poses else np.zeros((0, 4, 4)),
-        lwh_m=np.stack(sizes) if sizes else np.zeros((0, 3)),
-    )
+    tracks = tuple(tracks)
+    if not tracks:
+        return FrameObjects(track_ids=(), object_types=(), world_SE3_obj=np.zeros((0, 4, 4)), lwh_m=np.zeros((0, 3)))
+    return _stacked(tracks).at(int(t_us))

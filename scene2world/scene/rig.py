@@ -53,6 +53,7 @@ __all__ = [
     "rig_SE3_cam_from_nominal",
     "rig_json_from_cameras",
     "rig_name_from_camera",
+    "select_cameras",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ def rig_name_from_camera(name: str) -> str:
 def rig_SE3_cam_from_nominal(t_xyz_m: Sequence[float], rpy_deg: Sequence[float]) -> NDArrayFloat:
     """(4, 4) camera(OpenCV)->rig(FLU) pose from a ``nominalSensor2Rig_FLU`` (t in m, roll-pitch-yaw in degrees)."""
     out = np.eye(4)
-    out[:3, :3] = Rotation.from_euler("xyz", np.asarray(rpy_deg, dtype=np.float64), degrees=True).as_matrix() @ CV_TO_FLU
+    out[:3, :3] = (
+        Rotation.from_euler("xyz", np.asarray(rpy_deg, dtype=np.float64), degrees=True).as_matrix() @ CV_TO_FLU
+    )
     out[:3, 3] = np.asarray(t_xyz_m, dtype=np.float64)
     return out
 
@@ -170,7 +173,7 @@ def _intrinsics(props: Mapping[str, Any], where: str) -> FThetaIntrinsics:
         else:
             raise SceneError(f"{where}: `polynomial-type` must be {_BACKWARD!r} or {_FORWARD!r}, got {ptype!r}")
     else:
-        is_bw = key == "bw-poly" or abs(coeffs[1]) < 1.0
+        is_bw = key == "bw-poly" or bool(abs(coeffs[1]) < 1.0)
     width, height = _number(props, "width", where), _number(props, "height", where)
     if width != int(width) or height != int(height) or width <= 0 or height <= 0:
         raise SceneError(f"{where}: `width`/`height` must be positive integers, got {width}x{height}")
@@ -181,11 +184,13 @@ def _intrinsics(props: Mapping[str, Any], where: str) -> FThetaIntrinsics:
         height_px=int(height),
         poly_coeffs=coeffs,
         is_bw_poly=is_bw,
-        linear_cde=[
-            _number(props, "linear-c", where, 1.0),
-            _number(props, "linear-d", where, 0.0),
-            _number(props, "linear-e", where, 0.0),
-        ],
+        linear_cde=np.array(
+            [
+                _number(props, "linear-c", where, 1.0),
+                _number(props, "linear-d", where, 0.0),
+                _number(props, "linear-e", where, 0.0),
+            ]
+        ),
     )
     check_polynomial(intrinsics, f"{where}.{key}")
     return intrinsics
@@ -296,3 +301,24 @@ def rig_json_from_cameras(
             }
         )
     return {"rig": {"sensors": sensors}}
+
+
+def select_cameras(
+    rig: Mapping[str, CameraSpec], requested: Sequence[str] | None, source: str
+) -> dict[str, CameraSpec]:
+    """The ``requested`` cameras of ``rig`` (underscore or colon names; all when None).
+
+    Raises:
+        SceneError: naming ``source`` and the rig's cameras when a requested camera is missing.
+    """
+    if requested is None:
+        return dict(rig)
+    if isinstance(requested, str):
+        requested = [n for n in requested.split(",") if n.strip()]
+    out: dict[str, CameraSpec] = {}
+    for name in requested:
+        key = camera_name_from_rig(name)
+        if key not in rig:
+            raise SceneError(f"{source}: no camera {name!r} in the rig; it has {sorted(rig)}")
+        out[key] = rig[key]
+    return out

@@ -1,0 +1,245 @@
+"""Camera-frames per second of the renderer on the bundled example (or another clip).
+
+Runs, for each MSAA setting:
+1. a single-process breakdown on a sample of frames: geometry (``frame.build_frame``) and
+   rasterisation (``Rasterizer.render``) in ms per camera-frame, triangles per frame;
+2. render-only throughput: W spawned processes (each its own EGL context) take (camera,
+   frame-chunk) tasks from a queue, build + rasterise, and drop the images; timed from a barrier
+   once every process is ready (start-up reported apart);
+3. render+encode: ``render_clip`` end to end (processes, mp4 files, libx264 CRF 18 ``--preset``),
+   wall time for the whole clip.
+
+Same script on the GPU machine: ``--device gpu --workers 4 8 16``. Prints a table and, with
+``--json``, writes the figures.
+
+    .venv/bin/python benchmarks/bench_render.py                      # here, defaults
+    .venv/bin/python benchmarks/bench_render.py --msaa 4 --no-encode --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def load_bench_scene(spec: str, num_frames: int | None):
+    """``example`` (assets/example via load_scene), ``demo`` (scene.demo), ``s1`` (synthetic 7 cams) or a path."""
+    if spec == "example":
+        example = REPO / "assets" / "example"
+        try:
+            from scene2world.scene.load import load_scene
+
+            clips = sorted(p for p in example.iterdir() if p.is_dir()) if example.is_dir() else []
+            if clips:
+                return _trim(load_scene(clips[0]), num_frames)
+        except ImportError:
+            pass
+        spec = "demo"
+    if spec == "demo":
+        from scene2world.scene.demo import build_demo_scene
+
+        return _trim(build_demo_scene(), num_frames)
+    if spec == "s1":
+        from scene2world.scene.synthetic import build_s1_7cam
+
+        return build_s1_7cam(num_frames or 60)
+    from scene2world.scene.load import load_scene
+
+    return _trim(load_scene(spec), num_frames)
+
+
+def _trim(scene, num_frames):
+    if num_frames is None or num_frames >= scene.num_frames:
+        return scene
+    import dataclasses
+
+    return dataclasses.replace(
+        scene,
+        frame_timestamps_us=scene.frame_timestamps_us[:num_frames],
+        world_SE3_rig=scene.world_SE3_rig[:num_frames],
+        world_SE3_cam_direct={k: v[:num_frames] for k, v in scene.world_SE3_cam_direct.items()},
+    )
+
+
+def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
+    """Single-process ms per camera-frame: geometry, rasterisation; triangles per frame."""
+    from scene2world.renderer.frame import build_frame, prepare_static
+    from scene2world.renderer.raster import Rasterizer
+
+    t0 = time.perf_counter()
+    static = prepare_static(scene, "nvidia")
+    prep_s = time.perf_counter() - t0
+    frames = [int(f) for f in range(0, scene.num_frames, max(1, scene.num_frames // samples))][:samples]
+    jobs = [(cam, f) for cam in scene.camera_names for f in frames]
+    t0 = time.perf_counter()
+    with Rasterizer(msaa=msaa, device=device) as raster:
+        init_s = time.perf_counter() - t0
+        raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static))  # shader compile
+        build_s = render_s = 0.0
+        tris = 0
+        for cam, f in jobs:
+            t1 = time.perf_counter()
+            batches = build_frame(scene, cam, f, "nvidia", static)
+            t2 = time.perf_counter()
+            raster.render(batches)
+            t3 = time.perf_counter()
+            build_s += t2 - t1
+            render_s += t3 - t2
+            tris += sum(len(b.faces) for b in batches)
+        name = raster.renderer_name
+    n = len(jobs)
+    return {
+        "renderer": name,
+        "prepare_static_s": round(prep_s, 3),
+        "context_s": round(init_s, 3),
+        "build_ms": round(build_s / n * 1e3, 2),
+        "raster_ms": round(render_s / n * 1e3, 2),
+        "triangles_per_frame": int(tris / n),
+    }
+
+
+def _render_only_worker(scene, msaa, device, tasks, results, barrier):
+    from scene2world.renderer.frame import build_frame, prepare_static
+    from scene2world.renderer.raster import Rasterizer
+
+    with Rasterizer(msaa=msaa, device=device) as raster:
+        static = prepare_static(scene, "nvidia")
+        raster.render(build_frame(scene, scene.camera_names[0], 0, "nvidia", static))
+        barrier.wait()
+        t0 = time.perf_counter()
+        done = 0
+        while True:
+            task = tasks.get()
+            if task is None:
+                break
+            cam, start, end = task
+            for f in range(start, end):
+                raster.render(build_frame(scene, cam, f, "nvidia", static))
+                done += 1
+        results.put((done, time.perf_counter() - t0, raster.renderer_name))
+
+
+def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) -> dict:
+    """Throughput of W processes building + rasterising every camera-frame of the clip."""
+    ctx = mp.get_context("spawn")
+    tasks, results, barrier = ctx.Queue(), ctx.Queue(), ctx.Barrier(workers + 1)
+    n = scene.num_frames
+    for cam in scene.camera_names:
+        for start in range(0, n, chunk):
+            tasks.put((cam, start, min(n, start + chunk)))
+    for _ in range(workers):
+        tasks.put(None)
+    t_spawn = time.perf_counter()
+    procs = [
+        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, tasks, results, barrier))
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=300)
+    t0 = time.perf_counter()
+    out = [results.get(timeout=1200) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    total = sum(d for d, _, _ in out)
+    return {
+        "workers": workers,
+        "camera_frames": total,
+        "startup_s": round(t0 - t_spawn, 2),
+        "seconds": round(wall, 2),
+        "camera_frames_per_s": round(total / wall, 1),
+        "renderer": out[0][2],
+    }
+
+
+def render_encode(scene, msaa: int, device: str, workers: int, preset: str, crf: int) -> dict:
+    """``render_clip`` end to end: processes, geometry, raster, libx264 mp4 files."""
+    from scene2world.renderer.render import render_clip
+
+    out_dir = Path(tempfile.mkdtemp(prefix="s2w-bench-"))
+    try:
+        t0 = time.perf_counter()
+        res = render_clip(
+            scene, out_dir, msaa=msaa, device=device, workers=workers, preset=preset, crf=crf  # type: ignore[arg-type]
+        )
+        wall = time.perf_counter() - t0
+        size = sum(r.path.stat().st_size for r in res)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    total = sum(r.frames for r in res)
+    return {
+        "workers": workers,
+        "preset": preset,
+        "camera_frames": total,
+        "seconds": round(wall, 2),
+        "camera_frames_per_s": round(total / wall, 1),
+        "mp4_bytes": size,
+        "renderer": res[0].renderer,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scene", default="example", help="example | demo | s1 | a clip path")
+    ap.add_argument("--frames", type=int, default=None, help="use only the first N frames")
+    ap.add_argument("--msaa", type=int, nargs="+", default=[4, 1])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--workers", type=int, nargs="+", default=None, help="render-only process counts")
+    ap.add_argument("--encode-workers", type=int, default=0, help="render_clip workers (0 = default)")
+    ap.add_argument("--preset", default="slow")
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--no-encode", action="store_true")
+    ap.add_argument("--no-breakdown", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    cores = len(os.sched_getaffinity(0))
+    scene = load_bench_scene(args.scene, args.frames)
+    workers = args.workers or [min(cores, 16)]
+    report: dict = {
+        "machine": {"cpu_cores": cores, "platform": platform.platform(), "python": platform.python_version()},
+        "scene": {"clip_id": scene.clip_id, "frames": scene.num_frames, "cameras": len(scene.camera_names)},
+        "runs": [],
+    }
+    print(f"scene {scene.clip_id}: {len(scene.camera_names)} cameras x {scene.num_frames} frames; {cores} cores")
+    for msaa in args.msaa:
+        if not args.no_breakdown:
+            b = breakdown(scene, msaa, args.device)
+            report["runs"].append({"kind": "breakdown", "msaa": msaa, **b})
+            print(
+                f"[msaa {msaa}] 1 process: geometry {b['build_ms']} ms + raster {b['raster_ms']} ms per camera-frame, "
+                f"{b['triangles_per_frame']} triangles/frame; {b['renderer']}"
+            )
+        for w in workers:
+            r = render_only(scene, msaa, args.device, w)
+            report["runs"].append({"kind": "render_only", "msaa": msaa, **r})
+            print(
+                f"[msaa {msaa}] render-only, {w} process(es): {r['camera_frames_per_s']} camera-frames/s "
+                f"({r['camera_frames']} in {r['seconds']} s; start-up {r['startup_s']} s)"
+            )
+        if not args.no_encode:
+            e = render_encode(scene, msaa, args.device, args.encode_workers, args.preset, args.crf)
+            report["runs"].append({"kind": "render_encode", "msaa": msaa, **e})
+            print(
+                f"[msaa {msaa}] render+encode (render_clip, preset {args.preset}): {e['seconds']} s for "
+                f"{e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""Run ``torchrun`` as a subprocess that can always be stopped, ranks included.
+
+The launcher (``STYLE.md`` habit 11, ``reference/prefect.md`` §6):
+
+* takes an argv list (never a shell) and an explicit environment;
+* uses a free rendezvous port (``--standalone``, or ``--rdzv-endpoint 127.0.0.1:<port>``);
+* writes per-rank logs with ``--log-dir``/``--tee 3`` and the combined stream to ``torchrun.log``;
+* starts torchrun in its own session and streams its output line by line to a callback;
+* on timeout, ``KeyboardInterrupt``, SIGTERM or any exception, SIGTERMs torchrun's process group
+  and every rank's (torch elastic starts each worker in a session of its own, so a group signal to
+  torchrun alone never reaches them), waits a grace period (< 30 s, below the Prefect runner's),
+  then SIGKILLs whatever is left and checks that no rank survived;
+* raises :class:`~scene2world.errors.InferenceError` with the return code, the argv and the log
+  tail on a non-zero exit; and has a dry-run mode that returns the command without running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from scene2world.errors import InferenceError
+
+LogCallback = Callable[[str], None]
+
+DEFAULT_GRACE_S = 20.0
+"""Seconds between SIGTERM and SIGKILL; below the 30 s a Prefect runner waits before its own SIGKILL."""
+
+TAIL_LINES = 200
+_POLL_S = 0.1
+_TREE_REFRESH_S = 0.5
+_EOF_WAIT_S = 2.0
+_REAP_WAIT_S = 5.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago (bind to port 0, read it back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def build_torchrun_argv(
+    program: Sequence[str],
+    *,
+    nproc: int,
+    python: str = sys.executable,
+    rdzv_port: int | None = None,
+    run_id: str | None = None,
+    log_dir: Path | None = None,
+    tee: bool = True,
+) -> list[str]:
+    """The torchrun argv for one node: ``python -m torch.distributed.run [options] program…``.
+
+    Args:
+        program: what each rank runs, torchrun style: ``["-m", "pkg.module", "-i", …]`` or
+            ``["script.py", …]``.
+        nproc: ranks (``--nproc-per-node``).
+        python: the interpreter whose torch runs torchrun (and, for ``-m``, the ranks).
+        rdzv_port: None → ``--standalone`` (torchrun binds a free port itself); else a c10d
+            rendezvous on ``127.0.0.1:<rdzv_port>`` (e.g. from :func:`free_port`).
+        run_id: rendezvous id (prefix of torchrun's log sub-folder); only with ``rdzv_port``.
+        log_dir: per-rank ``stdout.log``/``stderr.log`` go under it (``--log-dir``).
+        tee: with ``log_dir``, also send every rank's output to the console (``--tee 3``).
+    """
+    if nproc < 1:
+        raise InferenceError(f"`nproc_per_node` must be ≥ 1, got {nproc}")
+    if not program:
+        raise InferenceError("torchrun needs a program to run (['-m', 'module', ...] or ['script.py', ...])")
+    argv = [python, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}"]
+    if rdzv_port is None:
+        argv.append("--standalone")
+    else:
+        argv += ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{rdzv_port}"]
+        if run_id:
+            argv.append(f"--rdzv-id={run_id}")
+    argv.append("--max-restarts=0")
+    if log_dir is not None:
+        argv.append(f"--log-dir={log_dir}")
+        if tee:
+            argv.append("--tee=3")
+    return argv + [str(a) for a in program]
+
+
+@dataclass(frozen=True)
+class TorchrunCommand:
+    """A fully specified launch: argv, the explicit environment, the working folder, the log folder."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(repr=False)
+    cwd: Path
+    log_dir: Path | None = None
+
+    def render(self) -> str:
+        """A shell line a human can copy: ``cd DIR && VAR=… python -m torch.distributed.run …``.
+
+        Only variables that differ from the current environment are shown.
+        """
+        changed = {k: v for k, v in sorted(self.env.items()) if os.environ.get(k) != v}
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in changed.items())
+        return f"cd {shlex.quote(str(self.cwd))} && {env + ' ' if env else ''}{shlex.join(self.argv)}"
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """How a launch ended (``returncode`` None for a dry run)."""
+
+    command: str
+    argv: tuple[str, ...]
+    returncode: int | None
+    duration_s: float
+    log_dir: Path | None
+    log_tail: str
+    dry_run: bool = False
+
+
+# ---------------------------------------------------------------- process tree bookkeeping (Linux /proc)
+
+
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, pgrp, starttime) of ``pid`` from ``/proc/<pid>/stat``; None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+class ProcessTree:
+    """Every process descended from ``root`` while it ran, remembered by (pid, start time).
+
+    Ranks that lose their parent are re-parented to init; remembering them is how the launcher
+    still finds and stops them. Zombies count as gone. Without ``/proc`` this tracks nothing.
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.known: dict[int, int] = {}
+        self.enabled = os.path.isdir("/proc/self")
+
+    def refresh(self) -> None:
+        """Scan ``/proc`` and remember every live descendant of the root or of a known process."""
+        if not self.enabled:
+            return
+        children: dict[int, list[int]] = {}
+        starts: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            st = _stat(int(entry))
+            if st is None or st[0] == "Z":
+                continue
+            children.setdefault(st[1], []).append(int(entry))
+            starts[int(entry)] = st[3]
+        stack = [self.root, *self.alive()]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in self.known and child != self.root:
+                    self.known[child] = starts[child]
+                    stack.append(child)
+
+    def alive(self) -> list[int]:
+        """Known descendants that still run (same pid and start time, not a zombie)."""
+        out = []
+        for pid, start in self.known.items():
+            st = _stat(pid)
+            if st is not None and st[3] == start and st[0] != "Z":
+                out.append(pid)
+        return sorted(out)
+
+    def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to every live descendant and to its process group (never the caller's own)."""
+        own = os.getpgrp()
+        for pid in self.alive():
+            st = _stat(pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if st is not None and st[2] not in (own, 0) and st[2] == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+# ---------------------------------------------------------------- SIGTERM → exception while we run
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises SystemExit(143) in the main thread, unless someone else handles it.
+
+    A Prefect flow process already turns SIGTERM into an exception; a plain CLI process would
+    otherwise die at once and leave torchrun running.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    raised = False
+
+    def _raise(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:  # a second SIGTERM while stopping the ranks is ignored
+            raised = True
+            raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- the launch
+
+
+_EOF = object()
+
+
+def _pump(stream: IO[bytes], lines: queue.Queue[object]) -> None:
+    """Reader thread: one decoded line per queue item, then ``_EOF``."""
+    try:
+        for raw in iter(stream.readline, b""):
+            lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    except (OSError, ValueError):
+        pass
+    finally:
+        lines.put(_EOF)
+
+
+class _Run:
+    """One running torchrun: its process, its output and its descendants."""
+
+    def __init__(self, cmd: TorchrunCommand, log: LogCallback | None, grace_s: float) -> None:
+        self.cmd = cmd
+        self.log = log
+        self.grace_s = grace_s
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.lines: queue.Queue[object] = queue.Queue()
+        self.eof = False
+        self.logfile: IO[str] | None = None
+        if cmd.log_dir is not None:
+            Path(cmd.log_dir).mkdir(parents=True, exist_ok=True)
+            self.logfile = open(Path(cmd.log_dir) / "torchrun.log", "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                list(cmd.argv),
+                cwd=cmd.cwd,
+                env=dict(cmd.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            self.close()
+            raise InferenceError(
+                f"cannot start torchrun ({cmd.argv[0]}): {e}; check the interpreter path", argv=list(cmd.argv)
+            ) from e
+        self.tree = ProcessTree(self.proc.pid)
+        assert self.proc.stdout is not None
+        self.reader = threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True)
+        self.reader.start()
+
+    def emit(self, line: str) -> None:
+        self.tail.append(line)
+        if self.logfile is not None:
+            self.logfile.write(line + "\n")
+            self.logfile.flush()
+        if self.log is not None:
+            self.log(line)
+
+    def pump_once(self, wait_s: float) -> None:
+        """Forward the lines that arrive within ``wait_s`` seconds to the callback."""
+        try:
+            item = self.lines.get(timeout=wait_s)
+        except queue.Empty:
+            return
+        while True:
+            if item is _EOF:
+                self.eof = True
+                return
+            self.emit(str(item))
+            try:
+                item = self.lines.get_nowait()
+            except queue.Empty:
+                return
+
+    def wait(self, deadline: float | None) -> bool:
+        """Stream output until torchrun exits (True) or ``deadline`` passes (False)."""
+        next_scan = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_scan:
+                self.tree.refresh()
+                next_scan = now + _TREE_REFRESH_S
+            self.pump_once(_POLL_S)
+            if self.proc.poll() is not None:
+                self.drain(_EOF_WAIT_S)
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def drain(self, wait_s: float) -> None:
+        """Forward what is left of the output, waiting at most ``wait_s`` seconds for its end."""
+        end = time.monotonic() + wait_s
+        while not self.eof and time.monotonic() < end:
+            self.pump_once(_POLL_S)
+
+    def stop(self) -> list[int]:
+        """SIGTERM torchrun's group and every rank, wait the grace period, SIGKILL the rest.
+
+        Returns the pids that survived even SIGKILL (should be empty).
+        """
+        self.tree.refresh()
+        if self.proc.poll() is None or self.tree.alive():
+            self._note(f"stopping torchrun (pid {self.proc.pid}) and ranks {self.tree.alive()}: SIGTERM")
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            self.tree.signal_all(signal.SIGTERM)
+            end = time.monotonic() + self.grace_s
+            while time.monotonic() < end and (self.proc.poll() is None or self.tree.alive()):
+                self.tree.refresh()
+                with contextlib.suppress(Exception):
+                    self.pump_once(_POLL_S)
+        return self.kill_leftovers()
+
+    def kill_leftovers(self) -> list[int]:
+        """SIGKILL torchrun's group and any descendant still alive; the pids that would not die."""
+        self.tree.refresh()
+        if self.proc.poll() is None or self.tree.alive():
+            self._note(f"SIGKILL to torchrun (pid {self.proc.pid}) and ranks {self.tree.alive()}")
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.tree.signal_all(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=_REAP_WAIT_S)
+        end = time.monotonic() + _REAP_WAIT_S
+        while self.tree.alive() and time.monotonic() < end:
+            time.sleep(_POLL_S)
+        return self.tree.alive()
+
+    def _note(self, text: str) -> None:
+        with contextlib.suppress(Exception):
+            self.emit(f"[scene2world launcher] {text}")
+
+    def close(self) -> None:
+        if getattr(self, "proc", None) is not None and self.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
+        if self.logfile is not None:
+            self.logfile.close()
+            self.logfile = None
+
+
+def launch(
+    cmd: TorchrunCommand,
+    *,
+    log: LogCallback | None = None,
+    timeout_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    dry_run: bool = False,
+) -> LaunchResult:
+    """Run ``cmd`` to completion, streaming its combined output line by line to ``log``.
+
+    Args:
+        cmd: from :func:`~scene2world.inference.engines.engine_command` or built by hand.
+        log: called with each output line (without newline), in the calling thread.
+        timeout_s: stop the whole process group after this many seconds (None: no limit).
+        grace_s: seconds between SIGTERM and SIGKILL, 0 < grace_s < 30.
+        dry_run: return the command without running anything.
+
+    Raises:
+        InferenceError: non-zero exit, timeout, or a rank that survived SIGKILL; it carries
+            ``returncode``, ``argv`` and ``log_tail``.
+        KeyboardInterrupt, SystemExit (SIGTERM) and any exception of ``log`` are re-raised after
+            the process group has been stopped.
+    """
+    if not 0 < grace_s < 30:
+        raise InferenceError(f"`grace_s` must be between 0 and 30 seconds (exclusive), got {grace_s}")
+    command = cmd.render()
+    if dry_run:
+        return LaunchResult(command, cmd.argv, None, 0.0, cmd.log_dir, "", dry_run=True)
+    start = time.monotonic()
+    deadline = None if timeout_s is None else start + timeout_s
+    with _sigterm_raises():
+        run = _Run(cmd, log, grace_s)
+        survivors: list[int] = []
+        finished = False
+        try:
+            finished = run.wait(deadline)
+            if not finished:
+                run._note(f"timed out after {timeout_s:g} s")
+                survivors = run.stop()
+            else:
+                survivors = run.kill_leftovers()
+        except BaseException:
+            survivors = run.stop()
+            if survivors:
+                run._note(f"processes {survivors} survived SIGKILL")
+            raise
+        finally:
+            run.drain(0.5)
+            run.close()
+    returncode = run.proc.returncode
+    tail = "\n".join(run.tail)
+    argv = list(cmd.argv)
+    where = f"; logs: {cmd.log_dir}" if cmd.log_dir is not None else ""
+    if not finished:
+        raise InferenceError(
+            f"torchrun timed out after {timeout_s:g} s and was stopped (exit {returncode}){where}; "
+            "raise `infer.timeout_s` if the run needs longer",
+            returncode=returncode,
+            argv=argv,
+            log_tail=tail,
+        )
+    if survivors:
+        raise InferenceError(
+            f"processes {survivors} of torchrun survived SIGKILL{where}",
+            returncode=returncode,
+            argv=argv,
+            log_tail=tail,
+        )
+    if returncode != 0:
+        last = "\n".join(_summary_lines(list(run.tail)))
+        raise InferenceError(
+            f"torchrun exited with status {returncode}{where}\ncommand: {command}\nlast lines of the ranks:\n{last}",
+            returncode=returncode,
+            argv=argv,
+            log_tail=tail,
+        )
+    return LaunchResult(command, cmd.argv, returncode, time.monotonic() - start, cmd.log_dir, tail)
+
+
+def _summary_lines(tail: list[str], count: int = 20) -> list[str]:
+    """The last ``count`` lines the ranks printed (torchrun tees them as ``[<role><rank>]:``); the
+    overall tail when no rank printed anything, since torchrun's own epilogue hides the cause."""
+    ranks = [line for line in tail if line.startswith("[") and "]:" in line[:24]]
+    return (ranks or tail)[-count:]
+
+
+def rank_logs(log_dir: Path) -> dict[int, list[Path]]:
+    """Per-rank log files torchrun wrote under ``log_dir`` (``<id>/attempt_<n>/<rank>/std*.log``)."""
+    out: dict[int, list[Path]] = {}
+    for path in sorted(Path(log_dir).glob("*/attempt_*/*/std*.log")):
+        with contextlib.suppress(ValueError):
+            out.setdefault(int(path.parent.name), []).append(path)
+    return out

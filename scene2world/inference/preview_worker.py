@@ -1,0 +1,456 @@
+"""The ``preview`` engine: a torchrun worker with Cosmos's CLI contract and output layout, no model.
+
+Run it like NVIDIA's ``examples.multiview``::
+
+    torchrun --nproc-per-node=2 -m scene2world.inference.preview_worker -i spec.json -o out/
+
+Every rank loads and checks the spec (the same rules as :mod:`~scene2world.inference.preflight`),
+takes the active views ``j`` with ``j % world_size == rank`` and prepares exactly the control frames
+the model would be conditioned on (``reference/cosmos_inference.md`` §1.6, §1.10): source frames
+``0, k, 2k, …`` (k = video fps / spec fps), 29-frame chunks, autoregressive windows
+``[i·(29 − o), i·(29 − o) + 29)`` whose first ``o`` frames are dropped after chunk 0, each frame resized
+to 720×1280 (bilinear, antialiased, no crop). Frame by frame, the ranks' uint8 tensors are gathered
+on rank 0 (``torch.distributed.gather``, gloo on CPU, NCCL on GPU), which writes what Cosmos writes
+(§1.12): ``<name>.json``; ``<name>_<view>.mp4`` per active view and ``<name>_grid.mp4`` (3×3 cells of
+1280×720 in canonical order, black where empty, 3840×2160) — or, with ``save_combined_views``, one
+``<name>.mp4`` with the views one after the other in time; plus ``config.yaml`` and ``console.log``.
+Videos play at the spec fps and are written under a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+import scene2world
+from scene2world.errors import InferenceError, Scene2WorldError
+from scene2world.inference.preflight import (
+    MODEL_SIZE_PX,
+    Plan,
+    SamplePlan,
+    plan_samples,
+    probe_samples,
+)
+from scene2world.inference.spec import MultiviewInferenceArguments, load_spec
+from scene2world.typing import NDArrayByte
+
+GRID_SHAPE = (3, 3)
+"""Rows, columns of the ``<name>_grid.mp4`` cells."""
+
+X264_OPTIONS = ("-preset", "ultrafast", "-crf", "18")
+"""Encoder settings of the previews: fast rather than small."""
+
+log = logging.getLogger("scene2world.preview")
+
+
+# ---------------------------------------------------------------- distributed context
+
+
+@dataclass(frozen=True)
+class Dist:
+    """The place of this process in the world (a world of one when not started by torchrun)."""
+
+    rank: int
+    world_size: int
+    backend: str | None
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes every output file."""
+        return self.rank == 0
+
+
+def init_distributed(backend: str = "auto") -> Dist:
+    """Join torchrun's process group (``env://``); gloo on CPU, NCCL on GPU when ``backend`` is auto."""
+    if "RANK" not in os.environ:
+        return Dist(0, 1, None, torch.device("cpu"))
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    device = torch.device("cpu")
+    if backend == "nccl":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    dist.init_process_group(backend=backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), backend, device)
+
+
+# ---------------------------------------------------------------- frames
+
+
+def resize_to_model(frames: NDArrayByte) -> NDArrayByte:
+    """``frames`` (T, H, W, 3) uint8 RGB resized to (T, 720, 1280, 3): bilinear, antialiased, no crop."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise InferenceError(f"`frames` must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    if frames.shape[1:3] == MODEL_SIZE_PX:
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    y = torch.nn.functional.interpolate(x, size=MODEL_SIZE_PX, mode="bilinear", antialias=True, align_corners=False)
+    return y.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+class FrameReader:
+    """Decode a video once, front to back, handing out frames by increasing source index."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._gen = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24")
+        meta = next(self._gen)
+        self.width_px, self.height_px = (int(v) for v in meta["size"])
+        self._next = 0
+
+    def frame(self, index: int) -> NDArrayByte:
+        """Source frame ``index`` as (H, W, 3) uint8; indices must not go backwards."""
+        if index < self._next:
+            raise InferenceError(f"{self.path}: frame {index} was already passed (reader at {self._next})")
+        while True:
+            try:
+                raw = next(self._gen)
+            except StopIteration:
+                raise InferenceError(
+                    f"{self.path}: the video ends after {self._next} frames, frame {index} is needed"
+                ) from None
+            self._next += 1
+            if self._next - 1 == index:
+                return np.frombuffer(raw, dtype=np.uint8).reshape(self.height_px, self.width_px, 3)
+
+    def close(self) -> None:
+        """Stop the decoder."""
+        self._gen.close()
+
+
+def view_frames(plan: SamplePlan, key: str) -> Iterator[NDArrayByte]:
+    """The frames of view ``key`` as the model gets them, chunk after chunk, overlaps dropped.
+
+    Yields ``plan.frames_per_view`` frames of (720, 1280, 3) uint8.
+    """
+    reader = FrameReader(plan.control_videos[key].path)
+    kept: dict[int, NDArrayByte] = {}
+    try:
+        for i, sources in enumerate(plan.chunk_source_frames):
+            raw = [kept[j] if j in kept else reader.frame(j) for j in sources]
+            chunk = resize_to_model(np.stack(raw))  # the 29 frames chunk i is conditioned on
+            log.debug(
+                "%s %s: chunk %d, source frames %d..%d step %d",
+                plan.name,
+                key,
+                i,
+                sources[0],
+                sources[-1],
+                plan.fps_factor,
+            )
+            kept = dict(zip(sources[len(sources) - plan.chunk_overlap :], raw[len(raw) - plan.chunk_overlap :]))
+            drop = plan.chunk_overlap if i > 0 else 0
+            yield from chunk[drop:]
+    finally:
+        reader.close()
+
+
+def grid_frame(cells: Sequence[NDArrayByte | None]) -> NDArrayByte:
+    """3×3 grid (2160, 3840, 3) of 720×1280 cells filled row-major; None or missing cells are black."""
+    rows, cols = GRID_SHAPE
+    h, w = MODEL_SIZE_PX
+    if len(cells) > rows * cols:
+        raise InferenceError(f"a grid holds {rows * cols} views, got {len(cells)}")
+    out = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i, cell in enumerate(cells):
+        if cell is not None:
+            r, c = divmod(i, cols)
+            out[r * h : (r + 1) * h, c * w : (c + 1) * w] = cell
+    return out
+
+
+# ---------------------------------------------------------------- writing
+
+
+class VideoWriter:
+    """An H.264 mp4 written frame by frame under a temporary name and renamed by :meth:`commit`."""
+
+    def __init__(self, path: Path, *, size_wh: tuple[int, int], fps: int) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.frames = 0
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self.tmp),
+            size_wh,
+            fps=fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            output_params=list(X264_OPTIONS),
+            ffmpeg_log_level="error",
+        )
+        self._gen.send(None)
+
+    def write(self, frame: NDArrayByte) -> None:
+        """Append one (H, W, 3) uint8 frame."""
+        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        self.frames += 1
+
+    def commit(self) -> Path:
+        """Finish the file and rename it into place."""
+        self._gen.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop the encoder and remove the partial file."""
+        with contextlib.suppress(Exception):
+            self._gen.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def concat_videos(parts: Sequence[Path], path: Path) -> Path:
+    """Join mp4 ``parts`` (same codec and size) one after the other in time, without re-encoding."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=path.parent, delete=False) as fh:
+        for part in parts:
+            fh.write(f"file '{Path(part).absolute().as_posix()}'\n")
+        listing = Path(fh.name)
+    argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    argv += ["-c", "copy", str(tmp)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise InferenceError(f"{path}: joining the views failed: {proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, path)
+    finally:
+        listing.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary sibling and a rename (mode from the umask)."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------- one sample
+
+
+def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: Path, ctx: Dist) -> list[Path]:
+    """Prepare, gather and (rank 0) write the outputs of one sample; returns the files written."""
+    t0 = time.perf_counter()
+    if ctx.is_main:
+        write_text_atomic(out_dir / f"{sample.name}.json", sample.sidecar_json())
+    per_rank = [[v for v in plan.views if plan.view_ranks[v] == r] for r in range(ctx.world_size)]
+    mine = per_rank[ctx.rank]
+    slots = max(1, *(len(v) for v in per_rank))
+    log.info(
+        "%s: rank %d prepares %s (%d frames per view, %d chunk(s), factor %d)",
+        sample.name,
+        ctx.rank,
+        ", ".join(mine) or "no view",
+        plan.frames_per_view,
+        plan.num_chunks,
+        plan.fps_factor,
+    )
+    h, w = MODEL_SIZE_PX
+    sources = {key: view_frames(plan, key) for key in mine}
+    writers: dict[str, VideoWriter] = {}
+    parts_dir: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        if ctx.is_main:
+            if plan.save_combined_views:
+                parts_dir = tempfile.TemporaryDirectory(prefix=f".{sample.name}.", dir=out_dir)
+                folder = Path(parts_dir.name)
+                writers = {v: VideoWriter(folder / f"{v}.mp4", size_wh=(w, h), fps=plan.fps) for v in plan.views}
+            else:
+                writers = {
+                    v: VideoWriter(out_dir / f"{sample.name}_{v}.mp4", size_wh=(w, h), fps=plan.fps) for v in plan.views
+                }
+                writers["grid"] = VideoWriter(
+                    out_dir / f"{sample.name}_grid.mp4", size_wh=(w * GRID_SHAPE[1], h * GRID_SHAPE[0]), fps=plan.fps
+                )
+        for _ in range(plan.frames_per_view):
+            local = torch.zeros((slots, h, w, 3), dtype=torch.uint8)
+            for j, key in enumerate(mine):
+                local[j] = torch.from_numpy(next(sources[key]))
+            gathered = _gather(local, ctx)
+            if not ctx.is_main:
+                continue
+            frames = {key: gathered[r][j] for r, keys in enumerate(per_rank) for j, key in enumerate(keys)}
+            for key in plan.views:
+                writers[key].write(frames[key])
+            if "grid" in writers:
+                writers["grid"].write(grid_frame([frames[key] for key in plan.views]))
+        written: list[Path] = []
+        if ctx.is_main:
+            for key in plan.views:
+                written.append(writers.pop(key).commit())
+            if "grid" in writers:
+                written.append(writers.pop("grid").commit())
+            if plan.save_combined_views:
+                written = [concat_videos(written, out_dir / f"{sample.name}.mp4")]
+            log.info(
+                "%s: wrote %s in %.1f s", sample.name, ", ".join(p.name for p in written), time.perf_counter() - t0
+            )
+        return written
+    finally:
+        for writer in writers.values():
+            writer.abort()
+        for gen in sources.values():
+            gen.close()
+        if parts_dir is not None:
+            parts_dir.cleanup()
+
+
+def _gather(local: torch.Tensor, ctx: Dist) -> list[NDArrayByte]:
+    """Every rank's (slots, 720, 1280, 3) uint8 tensor on rank 0 (empty list elsewhere)."""
+    if ctx.world_size == 1:
+        return [local.numpy()]
+    tensor = local.to(ctx.device)
+    bucket = [torch.empty_like(tensor) for _ in range(ctx.world_size)] if ctx.is_main else None
+    dist.gather(tensor, gather_list=bucket, dst=0)
+    return [t.cpu().numpy() for t in bucket] if bucket is not None else []
+
+
+# ---------------------------------------------------------------- the program
+
+
+def _config_yaml(plans: Sequence[Plan], inputs: Sequence[Path], out_dir: Path, ctx: Dist) -> str:
+    """``config.yaml``: what this engine ran with (Cosmos writes its experiment config here)."""
+    data: dict[str, Any] = {
+        "engine": "preview",
+        "scene2world_version": getattr(scene2world, "__version__", "unknown"),
+        "torch_version": str(torch.__version__),
+        "backend": ctx.backend or "none",
+        "world_size": ctx.world_size,
+        "input_files": [str(p) for p in inputs],
+        "output_dir": str(out_dir),
+        "model_size_hw": list(MODEL_SIZE_PX),
+        "encoder": {"codec": "libx264", "options": list(X264_OPTIONS)},
+        "samples": [
+            {
+                "name": s.name,
+                "views": list(s.views),
+                "fps": s.fps,
+                "fps_factor": s.fps_factor,
+                "num_chunks": s.num_chunks,
+                "chunk_overlap": s.chunk_overlap,
+                "frames_per_view": s.frames_per_view,
+                "chunk_windows": [list(w) for w in s.chunk_windows],
+                "view_ranks": dict(s.view_ranks),
+            }
+            for plan in plans
+            for s in plan.samples
+        ],
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _setup_logging(out_dir: Path, ctx: Dist) -> None:
+    fmt = logging.Formatter(f"[%(asctime)s|rank{ctx.rank}|%(levelname)s] %(message)s", "%H:%M:%S")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(fmt)
+    log.addHandler(stream)
+    if ctx.is_main:
+        console = logging.FileHandler(out_dir / "console.log", encoding="utf-8")
+        console.setFormatter(fmt)
+        log.addHandler(console)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The CLI: NVIDIA's ``-i/--input-files`` and ``-o/--output-dir``, plus ``--backend``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m scene2world.inference.preview_worker",
+        description="Cosmos multiview preview engine: writes the frames the model would be conditioned on.",
+    )
+    parser.add_argument(
+        "-i",
+        "--input-files",
+        "--input_files",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="Spec files: .json (one sample) or .jsonl (one per line).",
+    )
+    parser.add_argument("-o", "--output-dir", "--output_dir", type=Path, required=True, help="Output folder.")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "gloo", "nccl"),
+        default="auto",
+        help="torch.distributed backend (auto: nccl on GPU, gloo on CPU).",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the preview engine; returns the exit status (1 on a spec or video problem)."""
+    args = parse_args(argv)
+    ctx = init_distributed(args.backend)
+    out_dir = Path(args.output_dir).absolute()
+    try:
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        _barrier(ctx)
+        _setup_logging(out_dir, ctx)
+        log.info("preview engine: rank %d of %d, backend %s", ctx.rank, ctx.world_size, ctx.backend or "none")
+        work, plans = [], []
+        seen: dict[str, Path] = {}
+        for spec_path in args.input_files:
+            samples = load_spec(spec_path)
+            for s in samples:
+                if s.name in seen:
+                    raise InferenceError(f"{spec_path}: sample name {s.name!r} is also used in {seen[s.name]}")
+                seen[s.name] = spec_path
+            videos = probe_samples(samples, spec_path=spec_path)
+            plan = plan_samples(samples, videos, nproc=ctx.world_size, engine="preview", spec_path=spec_path)
+            for warning in plan.warnings:
+                log.warning(warning)
+            plans.append(plan)
+            work += list(zip(samples, plan.samples))
+        if ctx.is_main:
+            write_text_atomic(out_dir / "config.yaml", _config_yaml(plans, args.input_files, out_dir, ctx))
+        for sample, plan in work:
+            run_sample(sample, plan, out_dir, ctx)
+        _barrier(ctx)
+        log.info("preview engine: done, %d sample(s)", len(work))
+        return 0
+    except Scene2WorldError as e:
+        if log.handlers:
+            log.error("%s", e)
+        else:
+            print(e, file=sys.stderr)
+        return 1
+    finally:
+        if ctx.backend is not None and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _barrier(ctx: Dist) -> None:
+    if ctx.world_size > 1:
+        dist.barrier()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

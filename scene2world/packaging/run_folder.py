@@ -1,0 +1,393 @@
+"""Building one run folder from a render and an infer output, never half-written.
+
+Layout of ``RUN_DIR`` (paths in ``manifest.json`` are relative to it)::
+
+    controls/<clip>/<clip>.<camera>.mp4      control videos (or controls/<clip>/<camera>/*.png for PNG renders)
+    generated/<sample>/<file>                 Cosmos outputs as produced: <name>_<view>.mp4, <name>_grid.mp4, <name>.mp4
+    spec/<file>                               the spec file(s) the samples were generated from
+    logs/<file>                               inference logs and any extra logs given
+    contact_sheet.png                         every control view at the middle frame (PackageConfig.contact_sheet)
+    cosmos_layout/control_input_hdmap_bbox/ftheta_<camera>/<clip>_<k>.mp4   (PackageConfig.cosmos_layout)
+    manifest.json                             sha256 of every file, settings, config, source, versions (written last)
+
+and beside it, with ``PackageConfig.archive``, ``RUN_DIR.zip`` or ``RUN_DIR.tar.gz`` plus its ``.sha256``.
+
+Upstream files are hard-linked when on the same filesystem, else copied, and checked against their upstream
+manifest's sha256 on the way. Everything is built in a hidden staging folder beside ``RUN_DIR`` and published
+by a rename (``scene2world.cache``); the archive is staged under a temporary name and renamed after the
+folder. A failure at any point leaves neither a run folder nor an archive.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scene2world import cache
+from scene2world.config import PackageConfig
+from scene2world.errors import PackageError
+from scene2world.manifest import (
+    MANIFEST_NAME,
+    FileRecord,
+    Manifest,
+    UpstreamRef,
+    read_manifest,
+    record_files,
+    write_manifest,
+)
+from scene2world.packaging import archive as archive_mod
+from scene2world.packaging.contact_sheet import ClipViews, write_contact_sheet
+from scene2world.packaging.cosmos_layout import (
+    LAYOUT_DIR,
+    MAX_CHUNK,
+    OVERLAP_FRAME,
+    TARGET_CHUNK_FRAME,
+    write_cosmos_layout,
+)
+from scene2world.packaging.files import check_name, inside, place_file, record_checked
+from scene2world.packaging.versions import software_versions
+
+STEP: Literal["package"] = "package"
+STEP_VERSION = "1"
+CONTROLS_DIR = "controls"
+GENERATED_DIR = "generated"
+SPEC_DIR = "spec"
+LOGS_DIR = "logs"
+COSMOS_DIR = "cosmos_layout"
+CONTACT_SHEET = "contact_sheet.png"
+_INFO_KEYS = ("name", "source", "config", "cache_key")
+
+
+@dataclass
+class _Build:
+    """What has been placed in the staging folder so far."""
+
+    root: Path
+    link: bool
+    records: dict[str, FileRecord] = field(default_factory=dict)
+
+    def place(self, src: Path, rel: str, upstream: Manifest | None = None, upstream_rel: str | None = None) -> str:
+        dst = self.root / rel
+        place_file(src, dst, link=self.link)
+        self.records[rel] = record_checked(self.root, dst, upstream, upstream_rel, str(src))
+        return rel
+
+    def place_tree(self, src_dir: Path, rel_dir: str, upstream: Manifest, upstream_dir: str) -> str:
+        if not src_dir.is_dir():
+            raise PackageError(f"{src_dir}: missing; the upstream step output is incomplete (re-run that step)")
+        for path in sorted(p for p in src_dir.rglob("*") if p.is_file()):
+            sub = path.relative_to(src_dir).as_posix()
+            self.place(path, f"{rel_dir}/{sub}", upstream, f"{upstream_dir}/{sub}")
+        return rel_dir
+
+    def free_name(self, folder: str, name: str) -> str:
+        rel, n = f"{folder}/{name}", 1
+        stem, dot, suffix = name.partition(".")
+        while rel in self.records or (self.root / rel).exists():
+            n += 1
+            rel = f"{folder}/{stem}-{n}{dot}{suffix}"
+        return rel
+
+
+def package_key(
+    cfg: PackageConfig, render: Manifest, infer: Manifest | None, info: Mapping[str, Any] | None = None
+) -> str:
+    """Default cache key of a run folder: package settings, both upstream digests and ``info`` (minus cache_key)."""
+    extra = {k: v for k, v in (info or {}).items() if k != "cache_key"}
+    return cache.step_key(
+        STEP,
+        STEP_VERSION,
+        settings=cfg.model_dump(mode="json"),
+        render=render.digest(),
+        infer=infer.digest() if infer is not None else None,
+        info=extra,
+    )
+
+
+def package_run(
+    render_manifest_dir: Path,
+    infer_manifest_dir: Path | None,
+    run_dir: Path,
+    cfg: PackageConfig,
+    info: Mapping[str, Any] | None = None,
+    *,
+    log_files: Sequence[Path] = (),
+    link: bool = True,
+) -> Manifest:
+    """Build ``run_dir`` from a render output and an infer output (None: controls only) and return its manifest.
+
+    ``render_manifest_dir``/``infer_manifest_dir``: the step output folders (or their ``manifest.json``).
+    ``cfg``: what goes in (archive, contact sheet, Cosmos layout). ``info``: JSON-able run facts written to the
+    manifest: ``name``, ``source`` (the dataset source), ``config`` (the pipeline config), ``cache_key`` (the
+    manifest's key; default :func:`package_key`), and anything else (kept under ``data.info``).
+    ``log_files``: extra log files copied into ``logs/``. ``link``: hard-link upstream files when possible.
+
+    Raises PackageError for a missing, altered or malformed upstream output (``CacheError`` when a manifest
+    is unreadable or ``run_dir`` is a non-empty folder that is not a scene2world output).
+    """
+    t0 = time.perf_counter()
+    info = dict(info or {})
+    try:
+        json.dumps(info, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise PackageError(f"package info must be JSON-serialisable: {e}") from e
+    render_dir, render = _read(render_manifest_dir, "render")
+    infer_dir, infer = _read(infer_manifest_dir, "infer") if infer_manifest_dir is not None else (None, None)
+    clips = _clips(render, render_dir)
+    samples = _samples(infer, infer_dir) if infer is not None and infer_dir is not None else {}
+    key = str(info.get("cache_key") or package_key(cfg, render, infer, info))
+    run_dir = Path(run_dir).absolute()
+    check_name(run_dir.name, "run folder name", str(run_dir))
+
+    archive_kind: archive_mod.ArchiveKind | None = None if cfg.archive == "none" else cfg.archive
+    staged_archive: Path | None = None
+    try:
+        with cache.staging(run_dir) as tmp:
+            build = _Build(tmp, link)
+            timings: dict[str, float] = {}
+            clips_data = _place_controls(build, clips, render, render_dir)
+            samples_data, specs = _place_generated(build, samples, infer, infer_dir)
+            logs = _place_logs(build, infer, infer_dir, log_files)
+            (tmp / LOGS_DIR).mkdir(exist_ok=True)
+            timings["copy"] = time.perf_counter() - t0
+
+            sheet = None
+            if cfg.contact_sheet:
+                t = time.perf_counter()
+                views = [
+                    ClipViews(
+                        clip_id,
+                        {cam: tmp / rel for cam, rel in c["controls"].items()},
+                        c["num_frames"],
+                    )
+                    for clip_id, c in clips_data.items()
+                ]
+                write_contact_sheet(tmp / CONTACT_SHEET, views)
+                sheet = CONTACT_SHEET
+                timings["contact_sheet"] = time.perf_counter() - t
+
+            layout = None
+            if cfg.cosmos_layout:
+                t = time.perf_counter()
+                summary = write_cosmos_layout(
+                    tmp / COSMOS_DIR,
+                    {
+                        clip_id: ({cam: tmp / rel for cam, rel in c["controls"].items()}, int(c["num_frames"]))
+                        for clip_id, c in clips_data.items()
+                    },
+                    link=link,
+                )
+                layout = {
+                    "root": f"{COSMOS_DIR}/{LAYOUT_DIR}",
+                    "chunk_frames": TARGET_CHUNK_FRAME,
+                    "overlap_frames": OVERLAP_FRAME,
+                    "max_chunks": MAX_CHUNK,
+                    "clips": summary,
+                }
+                timings["cosmos_layout"] = time.perf_counter() - t
+
+            unrecorded = [
+                p
+                for p in tmp.rglob("*")
+                if p.is_file() and p.name != MANIFEST_NAME and p.relative_to(tmp).as_posix() not in build.records
+            ]
+            records = [*build.records.values(), *record_files(tmp, unrecorded)]
+            archive_info = None
+            if archive_kind is not None:
+                archive_info = {"path": archive_mod.archive_path(run_dir, archive_kind).name, "format": archive_kind}
+            timings["total"] = time.perf_counter() - t0
+            manifest = Manifest(
+                step=STEP,
+                step_version=STEP_VERSION,
+                cache_key=key,
+                files=sorted(records, key=lambda r: r.path),
+                settings=cfg.model_dump(mode="json"),
+                upstream=_upstream(infer, infer_dir) if infer is not None else _upstream(render, render_dir),
+                timings_s=timings,
+                data={
+                    "name": info.get("name", run_dir.name),
+                    "source": info.get("source"),
+                    "config": info.get("config"),
+                    "info": {k: v for k, v in info.items() if k not in _INFO_KEYS},
+                    "versions": software_versions(),
+                    "inputs": {
+                        "render": _input_ref(render, render_dir),
+                        "infer": _input_ref(infer, infer_dir) if infer is not None else None,
+                    },
+                    "clips": clips_data,
+                    "samples": samples_data,
+                    "spec": specs,
+                    "logs": logs,
+                    "contact_sheet": sheet,
+                    "cosmos_layout": layout,
+                    "archive": archive_info,
+                },
+            )
+            write_manifest(tmp, manifest)
+            if archive_kind is not None:
+                dest = archive_mod.archive_path(run_dir, archive_kind)
+                staged_archive = archive_mod.stage_archive(tmp, dest, archive_kind, top=run_dir.name)
+            published = cache.publish(tmp, run_dir, key)
+        if staged_archive is not None and archive_kind is not None:
+            if published.created_at == manifest.created_at and published.files == manifest.files:
+                archive_mod.commit_archive(staged_archive, archive_mod.archive_path(run_dir, archive_kind))
+            else:  # a concurrent run published this key first; its archive goes with its folder
+                staged_archive.unlink(missing_ok=True)
+            staged_archive = None
+        return published
+    except OSError as e:
+        raise PackageError(f"{run_dir}: cannot build the run folder: {e}") from e
+    finally:
+        if staged_archive is not None:
+            staged_archive.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ upstream inputs
+
+
+def _read(path: Path, step: str) -> tuple[Path, Manifest]:
+    path = Path(path).absolute()
+    folder = path.parent if path.name == MANIFEST_NAME else path
+    manifest = read_manifest(folder)
+    if manifest.step != step:
+        raise PackageError(f"{folder / MANIFEST_NAME}: a `{manifest.step}` manifest where a `{step}` one is needed")
+    return folder, manifest
+
+
+def _upstream(manifest: Manifest, folder: Path | None) -> UpstreamRef:
+    assert folder is not None
+    return UpstreamRef(
+        step=manifest.step,
+        cache_key=manifest.cache_key,
+        digest=manifest.digest(),
+        manifest_path=str(folder / MANIFEST_NAME),
+    )
+
+
+def _input_ref(manifest: Manifest, folder: Path | None) -> dict[str, Any]:
+    return {"cache_key": manifest.cache_key, "digest": manifest.digest(), "manifest_path": str(folder)}
+
+
+def _as_dict(value: Any, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PackageError(f"{where}: `{what}` must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _clips(render: Manifest, render_dir: Path) -> dict[str, tuple[dict[str, tuple[Path, str]], int | None]]:
+    """Map clip → ({camera: (source path, upstream rel path)}, num_frames), validated."""
+    where = str(render_dir / MANIFEST_NAME)
+    clips = _as_dict(render.data.get("clips"), where, "data.clips")
+    if not clips:
+        raise PackageError(f"{where}: `data.clips` is empty; nothing to package")
+    out = {}
+    for clip_id, clip in sorted(clips.items()):
+        check_name(clip_id, "clip id", where)
+        clip = _as_dict(clip, where, f"data.clips.{clip_id}")
+        cameras = _as_dict(clip.get("cameras"), where, f"data.clips.{clip_id}.cameras")
+        num_frames = clip.get("num_frames")
+        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 0):
+            raise PackageError(f"{where}: `data.clips.{clip_id}.num_frames` must be an int >= 0, got {num_frames!r}")
+        paths = {}
+        for camera, rel in sorted(cameras.items()):
+            check_name(camera, "camera name", where)
+            paths[camera] = (inside(render_dir, rel, where), rel)
+        out[clip_id] = (paths, num_frames)
+    return out
+
+
+def _samples(infer: Manifest, infer_dir: Path) -> dict[str, dict[str, Any]]:
+    """Map sample → {"spec", "outputs", "grid", "combined", "clip_id"} with (source path, upstream rel) pairs."""
+    where = str(infer_dir / MANIFEST_NAME)
+    samples = _as_dict(infer.data.get("samples"), where, "data.samples")
+    out = {}
+    for name, sample in sorted(samples.items()):
+        check_name(name, "sample name", where)
+        sample = _as_dict(sample, where, f"data.samples.{name}")
+        outputs = _as_dict(sample.get("outputs") or {}, where, f"data.samples.{name}.outputs")
+        entry: dict[str, Any] = {
+            "clip_id": sample.get("clip_id"),
+            "spec": (inside(infer_dir, sample["spec"], where), sample["spec"]) if sample.get("spec") else None,
+            "outputs": {view: (inside(infer_dir, rel, where), rel) for view, rel in sorted(outputs.items())},
+        }
+        for extra in ("grid", "combined"):
+            rel = sample.get(extra)
+            entry[extra] = (inside(infer_dir, rel, where), rel) if rel else None
+        out[name] = entry
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- placement
+
+
+def _place_controls(
+    build: _Build, clips: dict[str, tuple[dict[str, tuple[Path, str]], int | None]], render: Manifest, render_dir: Path
+) -> dict[str, dict[str, Any]]:
+    data: dict[str, dict[str, Any]] = {}
+    for clip_id, (cameras, num_frames) in clips.items():
+        controls = {}
+        for camera, (src, rel) in cameras.items():
+            if src.is_dir():
+                controls[camera] = build.place_tree(src, f"{CONTROLS_DIR}/{clip_id}/{camera}", render, rel)
+            else:
+                controls[camera] = build.place(src, f"{CONTROLS_DIR}/{clip_id}/{clip_id}.{camera}.mp4", render, rel)
+        if num_frames is None:
+            num_frames = _frames_of(controls, build.root)
+        data[clip_id] = {"num_frames": num_frames, "controls": controls}
+    return data
+
+
+def _frames_of(controls: dict[str, str], root: Path) -> int:
+    from scene2world.packaging.cosmos_layout import count_frames
+
+    for rel in controls.values():
+        path = root / rel
+        return len(list(path.glob("*.png"))) if path.is_dir() else count_frames(path)
+    return 0
+
+
+def _place_generated(
+    build: _Build, samples: dict[str, dict[str, Any]], infer: Manifest | None, infer_dir: Path | None
+) -> tuple[dict[str, Any], list[str]]:
+    data: dict[str, Any] = {}
+    spec_by_source: dict[Path, str] = {}
+    for name, sample in samples.items():
+        spec_rel = None
+        if sample["spec"] is not None:
+            src, rel = sample["spec"]
+            if src not in spec_by_source:
+                spec_by_source[src] = build.place(src, build.free_name(SPEC_DIR, src.name), infer, rel)
+            spec_rel = spec_by_source[src]
+
+        def gen(pair: tuple[Path, str], sample_name: str = name) -> str:
+            src, rel = pair
+            return build.place(src, f"{GENERATED_DIR}/{sample_name}/{src.name}", infer, rel)
+
+        data[name] = {
+            "clip_id": sample["clip_id"],
+            "spec": spec_rel,
+            "outputs": {view: gen(pair) for view, pair in sample["outputs"].items()},
+            "grid": gen(sample["grid"]) if sample["grid"] else None,
+            "combined": gen(sample["combined"]) if sample["combined"] else None,
+        }
+    return data, sorted(spec_by_source.values())
+
+
+def _place_logs(build: _Build, infer: Manifest | None, infer_dir: Path | None, extra: Sequence[Path]) -> list[str]:
+    placed = []
+    if infer is not None and infer_dir is not None:
+        where = str(infer_dir / MANIFEST_NAME)
+        logs = infer.data.get("logs") or []
+        if not isinstance(logs, list):
+            raise PackageError(f"{where}: `data.logs` must be a list of paths, got {type(logs).__name__}")
+        for rel in logs:
+            src = inside(infer_dir, rel, where)
+            placed.append(build.place(src, build.free_name(LOGS_DIR, src.name), infer, rel))
+    for path in extra:
+        path = Path(path)
+        placed.append(build.place(path, build.free_name(LOGS_DIR, path.name)))
+    return placed

@@ -1,0 +1,510 @@
+"""Render a clip's cameras to control videos (or PNG frames), one process per camera at a time.
+
+:func:`render_clip` checks the request (cameras in the rig, frame range inside the clip), then
+renders the cameras in ``workers`` processes (``0`` = one per CPU core, at most one per camera).
+Each process is started with ``spawn`` (no EGL, driver or thread state is inherited), receives
+the scene once (pickled), owns one EGL context (:class:`~scene2world.renderer.raster.Rasterizer`)
+and takes cameras from a shared queue until none is left. For every frame it builds the draw
+batches (``frame.build_frame``), rasterises them and queues the image to the writer
+(:mod:`scene2world.renderer.video`), whose thread feeds ffmpeg while the next frame renders.
+
+Cancellation: Ctrl-C (SIGINT) or SIGTERM in the parent sets a stop event and stops the
+workers; a worker that is told to stop (event, SIGTERM or SIGINT) aborts its writer, which
+deletes the temporary file. No published ``.mp4`` (or PNG folder) is ever partial: files are
+renamed into place only when complete. Workers that do not stop in time are terminated, and
+the parent then removes their leftover temporary files.
+
+An empty scene (no map elements and no objects) renders black frames and logs a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from scene2world.errors import RenderError
+from scene2world.renderer.video import DEFAULT_CRF, DEFAULT_PRESET, open_writer, png_dir, video_path
+from scene2world.scene.model import Scene
+from scene2world.typing import NDArrayByte
+
+log = logging.getLogger(__name__)
+
+IMAGE_WIDTH_PX = 1280
+"""Width of NVIDIA's control videos (``RESIZE_RESOLUTION`` = [720, 1280])."""
+
+IMAGE_HEIGHT_PX = 720
+"""Height of NVIDIA's control videos."""
+
+Look = Literal["nvidia", "fixed"]
+ProgressFn = Callable[[int, int], None]
+"""``progress(done, total)``: camera-frames finished so far and in all, for this call."""
+
+_STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RenderedCamera:
+    """One rendered camera: ``path`` is the mp4 (or the PNG folder), ``frames`` the number of
+    frames written, ``frame_range`` the half-open range of the clip timeline, ``seconds`` the
+    wall time of this camera, ``render_seconds`` the part spent building and rasterising,
+    ``renderer`` GL_RENDERER of the context that drew it."""
+
+    camera: str
+    path: Path
+    frames: int
+    frame_range: tuple[int, int]
+    seconds: float
+    render_seconds: float
+    renderer: str
+
+
+class FrameBuilder(Protocol):
+    """Turns a scene frame into ordered draw batches (default: :mod:`scene2world.renderer.frame`).
+
+    Must be picklable (it is sent to the worker processes).
+    """
+
+    def prepare(self, scene: Scene, look: str) -> Any:
+        """Precompute what does not change per frame (``frame.prepare_static``)."""
+
+    def build(self, scene: Scene, camera: str, frame: int, look: str, prepared: Any) -> list[Any]:
+        """Return the frame's ordered ``list[DrawBatch]`` (``frame.build_frame``)."""
+
+
+class GeometryBuilder:
+    """The default :class:`FrameBuilder`: the geometry of :mod:`scene2world.renderer.frame`."""
+
+    def prepare(self, scene: Scene, look: str) -> Any:
+        """Call ``frame.prepare_static``."""
+        from scene2world.renderer.frame import prepare_static
+
+        return prepare_static(scene, look)
+
+    def build(self, scene: Scene, camera: str, frame: int, look: str, prepared: Any) -> list[Any]:
+        """Call ``frame.build_frame``."""
+        from scene2world.renderer.frame import build_frame
+
+        return build_frame(scene, camera, frame, look, prepared_static=prepared)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Settings every worker needs (picklable)."""
+
+    out_dir: Path
+    start: int
+    end: int
+    look: str
+    msaa: int
+    device: str
+    crf: int
+    preset: str
+    png: bool
+    builder: Any
+
+
+class RenderCancelledError(RenderError):
+    """Raised when a render is stopped by the user (Ctrl-C, SIGTERM) before it finished."""
+
+
+# --------------------------------------------------------------------------------------------
+# checks
+
+
+def resolve_frames(scene: Scene, frames: tuple[int, int | None] | None) -> tuple[int, int]:
+    """The half-open frame range to render; RenderError naming the clip length if outside."""
+    n = scene.num_frames
+    if frames is None:
+        return 0, n
+    try:
+        start, end = frames
+    except (TypeError, ValueError):
+        raise RenderError(f"`frames` must be (start, end), got {frames!r}") from None
+    start = 0 if start is None else int(start)
+    end = n if end is None else int(end)
+    if not 0 <= start < end <= n:
+        raise RenderError(
+            f"clip {scene.clip_id!r} has {n} frames (0..{n - 1}); frames {start}:{end} is outside it "
+            f"(use a half-open range START:END with 0 <= START < END <= {n})"
+        )
+    return start, end
+
+
+def check_cameras(scene: Scene, cameras: Sequence[str] | None) -> list[str]:
+    """The cameras to render (None = the whole rig); RenderError listing the rig if unknown."""
+    if cameras is None:
+        return list(scene.camera_names)
+    cameras = [str(getattr(c, "value", c)) for c in cameras]
+    unknown = [c for c in cameras if c not in scene.cameras]
+    if unknown:
+        raise RenderError(
+            f"clip {scene.clip_id!r}: no camera {', '.join(map(repr, unknown))} in the rig; "
+            f"it has {', '.join(scene.camera_names)}"
+        )
+    if not cameras:
+        raise RenderError(f"clip {scene.clip_id!r}: no camera to render")
+    if len(set(cameras)) != len(cameras):
+        raise RenderError(f"clip {scene.clip_id!r}: camera listed twice in {cameras}")
+    return cameras
+
+
+def is_empty_scene(scene: Scene) -> bool:
+    """True when the scene has no map elements and no tracked objects (renders black)."""
+    return len(scene.map) == 0 and not scene.tracks
+
+
+def default_workers(n_cameras: int) -> int:
+    """One worker per usable CPU core, at most one per camera."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, n_cameras))
+
+
+# --------------------------------------------------------------------------------------------
+# one camera, in the current process
+
+
+class _Stopper:
+    """Whether to stop: a multiprocessing/threading event and/or a signal flag."""
+
+    def __init__(self, event: Any = None) -> None:
+        self.event = event
+        self.signalled = False
+
+    def __call__(self) -> bool:
+        return self.signalled or (self.event is not None and self.event.is_set())
+
+
+def _render_camera(
+    scene: Scene,
+    camera: str,
+    job: _Job,
+    raster: Any,
+    prepared: Any,
+    should_stop: Callable[[], bool],
+    on_frame: Callable[[], None],
+) -> RenderedCamera:
+    t0 = time.perf_counter()
+    render_s = 0.0
+    writer = open_writer(
+        job.out_dir,
+        scene.clip_id,
+        camera,
+        png=job.png,
+        start_frame=job.start,
+        width=raster.width,
+        height=raster.height,
+        crf=job.crf,
+        preset=job.preset,
+    )
+    with writer:
+        for frame in range(job.start, job.end):
+            if should_stop():
+                raise RenderCancelledError(f"clip {scene.clip_id!r} camera {camera}: render cancelled at frame {frame}")
+            t1 = time.perf_counter()
+            batches = job.builder.build(scene, camera, frame, job.look, prepared)
+            image = raster.render(batches)
+            render_s += time.perf_counter() - t1
+            writer.write(image)
+            on_frame()
+    return RenderedCamera(
+        camera=camera,
+        path=writer.path,
+        frames=job.end - job.start,
+        frame_range=(job.start, job.end),
+        seconds=time.perf_counter() - t0,
+        render_seconds=render_s,
+        renderer=raster.renderer_name,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes
+
+
+def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) -> None:
+    """Entry point of a render process: take cameras from ``tasks`` until a None."""
+    stopper = _Stopper(stop)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopper.signalled = True
+        raise RenderCancelledError(f"render worker {os.getpid()} stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    camera = None
+    try:
+        from scene2world.renderer.raster import Rasterizer
+
+        with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
+            prepared = job.builder.prepare(scene, job.look)
+            while not stopper():
+                camera = tasks.get()
+                if camera is None:
+                    break
+
+                def on_frame(cam: str = camera) -> None:
+                    events.put(("frame", cam))
+
+                result = _render_camera(scene, camera, job, raster, prepared, stopper, on_frame)
+                events.put(("done", result))
+                camera = None
+    except BaseException as e:
+        kind = "cancelled" if isinstance(e, (RenderCancelledError, KeyboardInterrupt)) else "error"
+        message = str(e) if isinstance(e, RenderError) else f"{type(e).__name__}: {e}"
+        with contextlib.suppress(Exception):
+            events.put((kind, camera, message, isinstance(e, RenderError)))
+    finally:
+        with contextlib.suppress(Exception):
+            events.put(("exit", os.getpid()))
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """In the main thread, turn SIGTERM into KeyboardInterrupt for the duration (cleanup runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_partials(out_dir: Path, clip_id: str, cameras: Sequence[str], png: bool) -> None:
+    """Remove temporary outputs that terminated workers may have left (never finished files)."""
+    import shutil
+
+    for cam in cameras:
+        final = png_dir(out_dir, clip_id, cam) if png else video_path(out_dir, clip_id, cam)
+        for p in final.parent.glob(f".{final.name}.partial-*"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _render_in_processes(
+    scene: Scene, cameras: list[str], job: _Job, workers: int, progress: ProgressFn | None
+) -> list[RenderedCamera]:
+    ctx = mp.get_context("spawn")
+    tasks = ctx.Queue()
+    events = ctx.Queue()
+    stop = ctx.Event()
+    for cam in cameras:
+        tasks.put(cam)
+    for _ in range(workers):
+        tasks.put(None)
+    total = len(cameras) * (job.end - job.start)
+    done_frames = 0
+    results: dict[str, RenderedCamera] = {}
+    failure: RenderError | None = None
+    procs = [
+        ctx.Process(target=_worker_main, args=(scene, job, tasks, events, stop), name=f"s2w-render-{i}", daemon=True)
+        for i in range(workers)
+    ]
+    exited = 0
+    try:
+        with _sigterm_raises():
+            for p in procs:
+                p.start()
+            if progress is not None:
+                progress(0, total)
+            while exited < workers:
+                try:
+                    event = events.get(timeout=0.5)
+                except queue.Empty:
+                    dead = [p for p in procs if p.exitcode not in (None, 0)]
+                    if dead and events.empty():
+                        raise RenderError(
+                            f"clip {scene.clip_id!r}: render process {dead[0].name} died (exit code {dead[0].exitcode})"
+                        ) from None
+                    continue
+                kind = event[0]
+                if kind == "frame":
+                    done_frames += 1
+                    if progress is not None:
+                        progress(done_frames, total)
+                elif kind == "done":
+                    results[event[1].camera] = event[1]
+                elif kind == "exit":
+                    exited += 1
+                elif kind in ("error", "cancelled"):
+                    _, cam, message, _is_render_error = event
+                    where = f"camera {cam}: " if cam else ""
+                    cls = RenderCancelledError if kind == "cancelled" else RenderError
+                    failure = failure or cls(f"clip {scene.clip_id!r}: {where}{message}")
+                    stop.set()
+        if failure is not None:
+            raise failure
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        # keep draining: a child does not exit while its queue feeder still holds data
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                events.get(timeout=0.05)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            if p.pid is not None:
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        for q in (tasks, events):
+            q.cancel_join_thread()
+            q.close()
+        if len(results) < len(cameras):
+            _remove_partials(job.out_dir, scene.clip_id, cameras, job.png)
+    return [results[c] for c in cameras]
+
+
+def _render_in_process(
+    scene: Scene, cameras: list[str], job: _Job, progress: ProgressFn | None
+) -> list[RenderedCamera]:
+    from scene2world.renderer.raster import Rasterizer
+
+    total = len(cameras) * (job.end - job.start)
+    done = 0
+
+    def on_frame() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    results = []
+    with _sigterm_raises(), Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
+        prepared = job.builder.prepare(scene, job.look)
+        if progress is not None:
+            progress(0, total)
+        for cam in cameras:
+            results.append(_render_camera(scene, cam, job, raster, prepared, lambda: False, on_frame))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def render_clip(
+    scene: Scene,
+    out_dir: Path | str,
+    *,
+    cameras: Sequence[str] | None = None,
+    frames: tuple[int, int | None] | None = None,
+    look: Look = "nvidia",
+    msaa: int = 4,
+    device: Literal["auto", "cpu", "gpu"] = "auto",
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    png: bool = False,
+    workers: int = 0,
+    progress: ProgressFn | None = None,
+    frame_builder: FrameBuilder | None = None,
+) -> list[RenderedCamera]:
+    """Render ``cameras`` of ``scene`` into ``<out_dir>/<clip_id>/<clip_id>.<camera>.mp4``.
+
+    ``frames``: half-open (start, end) of the 30 fps timeline (end None = to the last frame),
+    None = all. ``png``: write ``<out_dir>/<clip_id>/<camera>/<frame:06d>.png`` instead.
+    ``workers``: render processes (0 = min(CPU cores, cameras); 1 = in this process).
+    ``progress(done, total)`` is called in this process as camera-frames finish.
+    ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
+    Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
+
+    Raises RenderError for an unknown camera (listing the rig), a frame range outside the
+    clip (naming its length), a GL/ffmpeg failure; :class:`RenderCancelledError` when stopped.
+    """
+    from scene2world.renderer.raster import MSAA_CHOICES
+
+    cams = check_cameras(scene, cameras)
+    start, end = resolve_frames(scene, frames)
+    if msaa not in MSAA_CHOICES:
+        raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
+    if workers < 0:
+        raise RenderError(f"`workers` must be >= 0, got {workers}")
+    if is_empty_scene(scene):
+        log.warning(
+            "clip %r has no map elements and no objects: its %d control video(s) will be black",
+            scene.clip_id,
+            len(cams),
+        )
+    job = _Job(
+        out_dir=Path(out_dir).absolute(),
+        start=start,
+        end=end,
+        look=look,
+        msaa=int(msaa),
+        device=device,
+        crf=int(crf),
+        preset=preset,
+        png=bool(png),
+        builder=frame_builder or GeometryBuilder(),
+    )
+    n_workers = default_workers(len(cams)) if workers == 0 else min(workers, len(cams))
+    t0 = time.perf_counter()
+    if n_workers == 1:
+        try:
+            results = _render_in_process(scene, cams, job, progress)
+        except KeyboardInterrupt as e:
+            raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
+    else:
+        try:
+            results = _render_in_processes(scene, cams, job, n_workers, progress)
+        except KeyboardInterrupt as e:
+            raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
+    log.info(
+        "clip %r: %d camera(s) x %d frame(s) in %.1f s with %d worker(s) on %s",
+        scene.clip_id,
+        len(cams),
+        end - start,
+        time.perf_counter() - t0,
+        n_workers,
+        results[0].renderer if results else "?",
+    )
+    return results
+
+
+def render_png_frame(
+    scene: Scene,
+    camera: str,
+    frame: int,
+    look: Look = "nvidia",
+    msaa: int = 4,
+    device: Literal["auto", "cpu", "gpu"] = "auto",
+    *,
+    frame_builder: FrameBuilder | None = None,
+) -> NDArrayByte:
+    """One frame of one camera as a (720, 1280, 3) uint8 RGB image (previews, tests)."""
+    from scene2world.renderer.raster import Rasterizer
+
+    (camera,) = check_cameras(scene, [camera])
+    resolve_frames(scene, (frame, frame + 1))
+    builder = frame_builder or GeometryBuilder()
+    with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=msaa, device=device) as raster:
+        batches = builder.build(scene, camera, int(frame), look, builder.prepare(scene, look))
+        image: np.ndarray = raster.render(batches)
+    return image

@@ -1,0 +1,185 @@
+"""The torchrun launcher against real torchrun (2 ranks, gloo on CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from scene2world.errors import InferenceError
+from scene2world.inference.engines import passthrough_env
+from scene2world.inference.launcher import TorchrunCommand, build_torchrun_argv, launch, rank_logs
+
+pytestmark = pytest.mark.timeout(60)
+
+WORKER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    import torch
+    import torch.distributed as dist
+
+    mode, pids = sys.argv[1], Path(sys.argv[2])
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    (pids / str(rank)).write_text(str(os.getpid()))
+    total = torch.tensor([float(rank + 1)])
+    dist.all_reduce(total)
+    print(f"rank {rank} sum {total.item():g}", flush=True)
+    if mode == "fail" and rank == 1:
+        raise RuntimeError("rank 1 exploded")
+    if mode in ("hang", "stubborn"):
+        print(f"rank {rank} ready", flush=True)
+        while True:
+            time.sleep(0.2)
+    dist.barrier()
+    dist.destroy_process_group()
+    """
+)
+
+
+@pytest.fixture
+def job(tmp_path: Path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def make(mode: str) -> TorchrunCommand:
+        argv = build_torchrun_argv([str(script), mode, str(pids)], nproc=2, log_dir=tmp_path / "logs")
+        env = passthrough_env() | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        return TorchrunCommand(argv=tuple(argv), env=env, cwd=tmp_path, log_dir=tmp_path / "logs")
+
+    make.pids = pids  # type: ignore[attr-defined]
+    make.script = script  # type: ignore[attr-defined]
+    return make
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def assert_no_survivor(job) -> None:
+    """Neither the recorded rank pids nor anything running the worker script is alive."""
+    pids = [int(p.read_text()) for p in job.pids.iterdir()]
+    assert not [pid for pid in pids if _alive(pid)]
+    marker = str(job.script).encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert marker not in cmdline or not _alive(int(entry.name)), f"pid {entry.name} survived"
+
+
+def test_argv_and_dry_run(job, tmp_path):
+    argv = build_torchrun_argv(["-m", "pkg.mod", "-i", "s.json"], nproc=4, python="py", rdzv_port=29123, run_id="r1")
+    assert argv[:5] == ["py", "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=4"]
+    assert "--rdzv-endpoint=127.0.0.1:29123" in argv and "--rdzv-id=r1" in argv and "--standalone" not in argv
+    assert argv[-4:] == ["-m", "pkg.mod", "-i", "s.json"]
+    cmd = job("ok")
+    assert "--standalone" in cmd.argv and "--tee=3" in cmd.argv and f"--log-dir={tmp_path / 'logs'}" in cmd.argv
+    result = launch(cmd, dry_run=True)
+    assert result.dry_run and result.returncode is None
+    assert "torch.distributed.run" in result.command and result.command.startswith(f"cd {tmp_path}")
+    assert not (tmp_path / "logs").exists() and not list(job.pids.iterdir())
+    with pytest.raises(InferenceError, match="`nproc_per_node` must be ≥ 1"):
+        build_torchrun_argv(["x.py"], nproc=0)
+    with pytest.raises(InferenceError, match="grace_s"):
+        launch(cmd, grace_s=30)
+
+
+def test_success_streams_every_rank(job, tmp_path):
+    lines: list[str] = []
+    result = launch(job("ok"), log=lines.append, timeout_s=50)
+    assert result.returncode == 0 and not result.dry_run
+    assert any(line.endswith("rank 0 sum 3") for line in lines)
+    assert any(line.endswith("rank 1 sum 3") for line in lines)
+    logs = rank_logs(tmp_path / "logs")
+    assert sorted(logs) == [0, 1]
+    assert "rank 1 sum 3" in next(p for p in logs[1] if p.name == "stdout.log").read_text()
+    assert "rank 0 sum 3" in (tmp_path / "logs" / "torchrun.log").read_text()
+    assert_no_survivor(job)
+
+
+def test_failing_rank_raises_with_returncode_argv_and_tail(job):
+    cmd = job("fail")
+    with pytest.raises(InferenceError) as info:
+        launch(cmd, timeout_s=50)
+    err = info.value
+    assert err.returncode == 1
+    assert err.argv == list(cmd.argv)
+    assert "RuntimeError: rank 1 exploded" in err.log_tail
+    assert "rank 1 exploded" in str(err) and "exited with status 1" in str(err)
+    assert_no_survivor(job)
+
+
+def test_timeout_stops_the_whole_group(job):
+    lines: list[str] = []
+    t0 = time.monotonic()
+    with pytest.raises(InferenceError, match="timed out after 12 s") as info:
+        launch(job("hang"), log=lines.append, timeout_s=12, grace_s=5)
+    assert time.monotonic() - t0 < 12 + 5 + 12
+    assert len(list(job.pids.iterdir())) == 2, "ranks did not start before the timeout"
+    assert info.value.returncode is not None and info.value.returncode != 0
+    assert any("SIGTERM" in line for line in lines)
+    assert_no_survivor(job)
+
+
+def test_cancel_escalates_to_sigkill_for_ranks_ignoring_sigterm(job):
+    ready: set[str] = set()
+
+    def log(line: str) -> None:
+        if line.endswith(" ready"):
+            ready.add(line)
+        if len(ready) == 2:
+            raise KeyboardInterrupt
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        launch(job("stubborn"), log=log, timeout_s=50, grace_s=2)
+    assert len(ready) == 2
+    assert time.monotonic() - t0 < 40
+    assert_no_survivor(job)
+
+
+def test_sigterm_to_the_launching_process(job, tmp_path):
+    """A CLI process that gets SIGTERM stops torchrun and its ranks before it exits (143)."""
+    cmd = job("hang")
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from scene2world.inference.launcher import TorchrunCommand, launch
+            cmd = TorchrunCommand(argv={tuple(cmd.argv)!r}, env={dict(cmd.env)!r}, cwd=Path({str(tmp_path)!r}))
+            launch(cmd, log=print, grace_s=5)
+            """
+        )
+    )
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 40
+        while len(list(job.pids.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(list(job.pids.iterdir())) == 2
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_no_survivor(job)

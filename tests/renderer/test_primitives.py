@@ -1,0 +1,312 @@
+"""Primitives: resampling, patterns, NVIDIA's line shader on the CPU, polygons, cuboids, clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scene2world.errors import RenderError
+from scene2world.renderer.camera import FThetaCamera
+from scene2world.renderer.primitives import (
+    BOX_EDGES,
+    BOX_FACES,
+    MAX_CHORD_ERROR_PX,
+    SIGN_FACES,
+    _chord_error_px,
+    apply_pattern,
+    box_vertex_colors,
+    clip_segments_near,
+    clip_triangles_near,
+    cuboid_corners,
+    depth_fade,
+    expand_lines,
+    fan_triangles,
+    nvidia_box_visible,
+    offset_segments,
+    polygon_outline,
+    polyline_segments,
+    project_triangles,
+    resample_polyline,
+    subdivide_segments,
+    subdivide_triangles,
+    triangulate_ring,
+)
+from scene2world.scene.synthetic import DOC_FTHETA
+
+pytestmark = pytest.mark.timeout(60)
+
+W, H = 1280, 720
+
+
+@pytest.fixture(scope="module")
+def cam() -> FThetaCamera:
+    return FThetaCamera.from_intrinsics(DOC_FTHETA, "doc")
+
+
+def _line(length: float, step: float = 0.05) -> np.ndarray:
+    pts = np.array([[0.0, 0.0, 0.0], [length, 0.0, 0.0]])
+    return polyline_segments(resample_polyline(pts, step))
+
+
+def _areas(tris: np.ndarray) -> np.ndarray:
+    """Areas of (T, 3, 3) triangles projected on the x-y plane."""
+    a, b = tris[:, 1, :2] - tris[:, 0, :2], tris[:, 2, :2] - tris[:, 0, :2]
+    return np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) / 2
+
+
+def _runs(segments: np.ndarray) -> list[tuple[float, float]]:
+    """Arc-length runs (start, end) of kept segments of a line along +x from the origin."""
+    runs: list[list[float]] = []
+    for a, b in segments[:, :, 0].astype(float):
+        if runs and abs(runs[-1][1] - a) < 1e-6:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    return [(a, b) for a, b in runs]
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+def test_resample_nvidia_counts() -> None:
+    one = resample_polyline(np.array([[2.0, 1.8, 0], [11.8, 1.8, 0]]), 0.05)
+    assert one.dtype == np.float32 and len(one) == 196  # int(9.8/0.05) = 196 points, 195 segments
+    np.testing.assert_allclose(np.diff(one[:, 0]), 9.8 / 195, rtol=1e-4)
+    two = resample_polyline(np.array([[0.0, 0, 0], [1.0, 0, 0], [1.0, 2.0, 0]]), 0.8)
+    # 1 m -> max(int(1.25), 2) = 2 points (no intermediate), 2 m -> int(2.5) = 2 points
+    np.testing.assert_allclose(two, [[0, 0, 0], [1, 0, 0], [1, 2, 0]])
+    pole = resample_polyline(np.array([[30.0, 17, 0], [30.0, 17, 7]]), 0.8)
+    assert len(pole) == 8  # int(7/0.8) = 8 linspace points; the last one is the end point
+    assert len(resample_polyline(np.zeros((0, 3)), 0.8)) == 0
+    np.testing.assert_array_equal(resample_polyline(np.array([[1.0, 2, 3]]), 0.8), [[1, 2, 3]])
+    with pytest.raises(RenderError, match="NaN"):
+        resample_polyline(np.array([[0, 0, 0], [np.nan, 0, 0]]), 0.8)
+
+
+# ----------------------------------------------------------------------------- patterns
+
+
+def test_long_dashed_runs_are_clipped_exactly() -> None:
+    runs = _runs(apply_pattern(_line(100.0), "long_dashed"))
+    assert len(runs) == 9
+    for k, (a, b) in enumerate(runs):
+        assert a == pytest.approx(12 * k, abs=1e-4) and b == pytest.approx(12 * k + 3, abs=1e-4)
+
+
+def test_short_dashed_keeps_whole_segments_inside_dashes() -> None:
+    seg = _line(30.0)
+    kept = apply_pattern(seg, "short_dashed")
+    step = float(np.linalg.norm(seg[0, 1] - seg[0, 0]))
+    runs = _runs(kept)
+    assert len(runs) == 10
+    for k, (a, b) in enumerate(runs):
+        assert 3 * k - 1e-5 <= a < 3 * k + step
+        assert 3 * k + 1.5 - step < b <= 3 * k + 1.5 + 1e-5
+
+
+def test_dot_dashed_and_dotted() -> None:
+    seg = _line(20.0)
+    dots = apply_pattern(seg, "dot_dashed")
+    idx = [int(np.flatnonzero(np.all(seg == d, axis=(1, 2)))[0]) for d in dots]
+    assert idx[:8] == [0, 3, 6, 9, 12, 15, 72, 75]  # 6 dots every 3rd segment, period 72 segments
+    short = seg[:10]
+    np.testing.assert_array_equal(apply_pattern(short, "dot_dashed"), short[::3])
+    np.testing.assert_array_equal(apply_pattern(seg, "dotted_1_9"), seg[::10])
+    np.testing.assert_array_equal(apply_pattern(seg, "solid"), seg)
+    assert apply_pattern(np.zeros((0, 2, 3)), "long_dashed").shape == (0, 2, 3)
+
+
+def test_dual_offsets_and_clipgt_collapse() -> None:
+    seg = _line(5.0)
+    left, right = offset_segments(seg, 0.1)
+    np.testing.assert_allclose(left[..., 1], 0.1, atol=1e-7)
+    np.testing.assert_allclose(right[..., 1], -0.1, atol=1e-7)
+    left, right = offset_segments(seg, 0.1, clipgt_rdf=True)  # offset computed in RDF x-y: none
+    np.testing.assert_allclose(left, right)
+    sideways = np.array([[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    left, _ = offset_segments(sideways, 0.1, clipgt_rdf=True)  # ... or a vertical one
+    np.testing.assert_allclose(left[0, :, 2], 0.1, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- lines
+
+
+# §3.5, measured with NVIDIA's renderer (no MSAA): depth -> (horizontal L=12, vertical L=12, vertical L=5) px
+WIDTH_TABLE = {
+    5: (7, 12, 5),
+    10: (7, 11, 5),
+    25: (6, 10, 4),
+    50: (5, 9, 4),
+    100: (4, 6, 2),
+    150: (2, 3, 2),
+    190: (0, 1, 1),
+}
+
+
+def _one(p0, p1, width, rgb=(1.0, 1.0, 1.0)):
+    return expand_lines(np.array([p0], float), np.array([p1], float), [rgb], [rgb], width, W, H)
+
+
+@pytest.mark.parametrize("depth", sorted(WIDTH_TABLE))
+def test_line_width_anisotropy_and_depth_scaling(depth: int) -> None:
+    s = 1 - depth / 200
+    horizontal = _one((300, 200, depth), (600, 200, depth), 12).vertices_px
+    vertical = _one((300, 200, depth), (300, 500, depth), 12).vertices_px
+    pole = _one((300, 200, depth), (300, 500, depth), 5).vertices_px
+    thick_h = horizontal[:4, 1].max() - horizontal[:4, 1].min()
+    thick_v = vertical[:4, 0].max() - vertical[:4, 0].min()
+    thick_p = pole[:4, 0].max() - pole[:4, 0].min()
+    assert thick_h == pytest.approx(12 * s * H / W, abs=1e-4)
+    assert thick_v == pytest.approx(12 * s, abs=1e-4)
+    assert thick_p == pytest.approx(5 * s, abs=1e-4)
+    for analytic, measured in zip((thick_h, thick_v, thick_p), WIDTH_TABLE[depth]):
+        assert abs(analytic - measured) <= 1.0
+
+
+def test_round_caps_are_ndc_half_ellipses() -> None:
+    batch = _one((300, 200, 20), (600, 200, 20), 12)  # depth 20 m: width 12·0.9 px
+    assert batch.num_triangles == 18 and len(batch.vertices_px) == 24
+    v = batch.vertices_px.astype(float)
+    end_centre, end_rim = v[14], v[15:24]
+    start_rim = v[5:14]
+    # rim points lie on an ellipse of semi-axes 5.4 px (u) and 5.4·H/W px (v) around the end point
+    du, dv = (end_rim[:, 0] - end_centre[0]) / 5.4, (end_rim[:, 1] - end_centre[1]) / (5.4 * H / W)
+    np.testing.assert_allclose(du**2 + dv**2, 1.0, atol=1e-4)
+    assert end_rim[:, 0].min() >= end_centre[0] - 1e-3  # the end cap bulges forward (+u) ...
+    assert start_rim[:, 0].max() <= 300 + 1e-3  # ... the start cap backward
+    assert end_rim[4, 0] == pytest.approx(605.4, abs=1e-3)
+    assert np.all(v[:, 2] == 20.0)
+
+
+def test_line_colors_are_depth_faded() -> None:
+    batch = _one((300, 200, 50), (600, 200, 100), 12, rgb=(1.0, 0.5, 0.0))
+    np.testing.assert_allclose(batch.colors[0], [0.75, 0.375, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(batch.colors[2], [0.5, 0.25, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(batch.colors[14], [0.5, 0.25, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(depth_fade([0, 50, 100, 200, 250, -10]), [1, 0.75, 0.5, 0, 0, 1])
+
+
+def test_lines_that_cannot_show_are_skipped() -> None:
+    assert _one((300, 200, 5), (300, 200, 5), 12).is_empty  # zero length (NVIDIA: NaN direction)
+    assert _one((300, 200, -5), (600, 200, -1), 12).is_empty  # behind the near plane
+    assert _one((300, 200, 250), (600, 200, 300), 12).is_empty  # beyond 200 m
+    assert _one((-300, 200, 5), (-20, 200, 5), 12).is_empty  # left of the viewport
+    assert not _one((300, 200, -5), (600, 200, 5), 12).is_empty  # crosses the near plane: kept
+
+
+def test_expand_lines_n0_and_nan() -> None:
+    empty = expand_lines(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)), 12, W, H)
+    assert empty.is_empty and empty.vertices_px.shape == (0, 3)
+    with pytest.raises(RenderError, match="NaN"):
+        _one((np.nan, 200, 5), (600, 200, 5), 12)
+    with pytest.raises(RenderError, match=r"\(N, 3\)"):
+        expand_lines(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3)), 12, W, H)
+
+
+# ----------------------------------------------------------------------------- polygons
+
+
+def test_ring_resampling_rules() -> None:
+    """Reference §8: an open ring's closing edge gets no points; a closed ring's does, duplicate dropped."""
+    open_ring = np.array([[40.0, -14, 0], [40.0, 14, 0], [44.0, 14, 0], [44.0, -14, 0]])
+    out_open = polygon_outline(open_ring, 0.8)
+    out_closed = polygon_outline(np.concatenate([open_ring, open_ring[:1]]), 0.8)
+    on_closing_edge = lambda p: np.isclose(p[:, 1], -14) & (p[:, 0] > 40) & (p[:, 0] < 44)  # noqa: E731
+    assert not on_closing_edge(out_open).any()
+    assert on_closing_edge(out_closed).sum() == 3  # int(4/0.8) = 5 points on that edge, 2 of them corners
+    assert not np.allclose(out_closed[0], out_closed[-1])
+    np.testing.assert_allclose(polygon_outline(open_ring, 0.8, close_ring=True), out_closed)
+
+
+def test_delaunay_fills_convex_hull_and_fixed_keeps_inside() -> None:
+    l_shape = np.array([[0.0, 0, 0], [4, 0, 0], [4, 1, 0], [1, 1, 0], [1, 4, 0], [0, 4, 0], [0, 0, 0]])
+    outline = polygon_outline(l_shape, 0.8)
+
+    def area(t: np.ndarray) -> float:
+        return float(_areas(t).sum())
+
+    assert area(triangulate_ring(outline)) == pytest.approx(11.5)  # convex hull of the L (quirk)
+    assert area(triangulate_ring(outline, inside_only=True)) == pytest.approx(7.0)
+    assert len(triangulate_ring(outline, plane="rdf_xy")) == 0  # flat: NVIDIA's ClipGT path crashes
+    assert triangulate_ring(outline[:2]).shape == (0, 3, 3)
+
+
+# ----------------------------------------------------------------------------- cuboids, culling
+
+
+def test_cuboid_corner_order_and_gradient() -> None:
+    pose = np.eye(4)
+    pose[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # yaw 90°: heading +y
+    pose[:3, 3] = [10, 0, 1]
+    c = cuboid_corners(pose[None], np.array([[4.0, 2.0, 2.0]]))[0]
+    np.testing.assert_allclose(c[0], [10 - 1, 2, 2])  # (+l/2, +w/2, +h/2) in the object frame
+    np.testing.assert_allclose(c[6], [10 + 1, -2, 0])  # (−, −, −)
+    assert BOX_FACES.shape == SIGN_FACES.shape == (12, 3) and BOX_EDGES.shape == (12, 2)
+    colors = box_vertex_colors(np.array([[1.0, 0, 0]]), np.array([[0, 0, 1.0]]))[0]
+    assert colors[[0, 1, 4, 5], 0].tolist() == [1, 1, 1, 1] and colors[[2, 3, 6, 7], 2].tolist() == [1, 1, 1, 1]
+    assert fan_triangles(np.zeros((2, 16, 3))).shape == (28, 3, 3)
+
+
+def test_nvidia_box_culling() -> None:
+    corners = np.zeros((3, 8, 3))
+    corners[..., 2] = 5.0
+    uv = np.full((3, 8, 2), 100.0)
+    corners[1, :, 2] = -1.0  # behind the camera
+    uv[2] = [[-50.0, 100.0]] * 4 + [[1500.0, 100.0]] * 4  # in front but every corner off-image (quirk)
+    assert nvidia_box_visible(corners, uv, W, H).tolist() == [True, False, False]
+
+
+# ----------------------------------------------------------------------------- fixed look: clipping, subdivision
+
+
+def test_near_clipping_of_a_segment_crossing_the_camera_plane() -> None:
+    seg = np.array([[[0.0, 0.0, -1.0], [0.0, 2.0, 3.0]], [[0.0, 0, -2.0], [0.0, 0, -1.0]]])
+    rgb = np.array([[[0.0, 0, 0], [1.0, 1, 1]], [[1.0, 1, 1], [1.0, 1, 1]]])
+    out, col, src = clip_segments_near(seg, rgb, 0.05)
+    assert src.tolist() == [0]
+    np.testing.assert_allclose(out[0, 0], [0.0, 0.525, 0.05])
+    np.testing.assert_allclose(out[0, 1], [0.0, 2.0, 3.0])
+    np.testing.assert_allclose(col[0, 0], 0.2625)
+
+
+def test_near_clipping_of_triangles() -> None:
+    tri = np.array(
+        [
+            [[0, 0, 1.0], [1, 0, 1.0], [0, 1, 1.0]],  # in front: unchanged
+            [[0, 0, 1.0], [1, 0, -1.0], [0, 1, -1.0]],  # one vertex in front: one triangle
+            [[0, 0, -1.0], [1, 0, 1.0], [0, 1, 1.0]],  # two in front: a quad (two triangles)
+            [[0, 0, -1.0], [1, 0, -1.0], [0, 1, -1.0]],  # behind: dropped
+        ]
+    )
+    out, _, src = clip_triangles_near(tri, np.ones_like(tri), 0.0)
+    assert src.tolist() == [0, 1, 2, 2]
+    assert np.all(out[..., 2] >= -1e-12)
+    areas = _areas(out)
+    assert areas[1] == pytest.approx(0.125) and areas[2] + areas[3] == pytest.approx(0.5 - 0.125)
+
+
+def test_subdivision_bounds_chord_error(cam: FThetaCamera) -> None:
+    seg = np.array([[[-3.0, 1.4, 0.6], [3.0, 1.4, 0.6]]])  # 6 m ground segment 0.6 m ahead: strongly bent
+    assert _chord_error_px(cam, seg[:, 0], seg[:, 1])[0] > 50
+    pieces, _, src = subdivide_segments(cam, seg, np.zeros((1, 2, 3)))
+    assert len(pieces) > 8 and np.all(src == 0)
+    np.testing.assert_allclose(pieces[0, 0], seg[0, 0])
+    np.testing.assert_allclose(pieces[-1, 1], seg[0, 1])
+    assert _chord_error_px(cam, pieces[:, 0], pieces[:, 1]).max() < MAX_CHORD_ERROR_PX
+    tri = np.array([[[-3.0, 1.4, 0.6], [3.0, 1.4, 0.6], [0.0, 1.4, 6.0]]])
+    parts, _, tsrc = subdivide_triangles(cam, tri, np.ones_like(tri))
+    assert len(parts) > 16 and np.all(tsrc == 0)
+    edges_a, edges_b = parts[:, [0, 1, 2]].reshape(-1, 3), parts[:, [1, 2, 0]].reshape(-1, 3)
+    assert _chord_error_px(cam, edges_a, edges_b).max() < MAX_CHORD_ERROR_PX
+    assert _areas(parts[:, :, [0, 2]]).sum() == pytest.approx(_areas(tri[:, :, [0, 2]]).sum())
+
+
+def test_project_triangles_n0_n1_and_nan(cam: FThetaCamera) -> None:
+    assert project_triangles(cam, np.zeros((0, 3, 3)), np.zeros((0, 3))).is_empty
+    one = project_triangles(cam, np.array([[[0, 0, 10.0], [1, 0, 10.0], [0, 1, 10.0]]]), np.array([[1.0, 1, 1]]))
+    assert one.num_triangles == 1
+    np.testing.assert_allclose(one.colors, 0.95)
+    behind = project_triangles(cam, np.array([[[0, 0, -10.0], [1, 0, -10.0], [0, 1, -10.0]]]), np.ones((1, 3)))
+    assert behind.is_empty
+    with pytest.raises(RenderError, match="NaN"):
+        project_triangles(cam, np.full((1, 3, 3), np.nan), np.ones((1, 3)))
