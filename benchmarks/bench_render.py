@@ -172,7 +172,13 @@ def render_encode(scene, msaa: int, device: str, workers: int, preset: str, crf:
     try:
         t0 = time.perf_counter()
         res = render_clip(
-            scene, out_dir, msaa=msaa, device=device, workers=workers, preset=preset, crf=crf  # type: ignore[arg-type]
+            scene,
+            out_dir,
+            msaa=msaa,
+            device=device,
+            workers=workers,
+            preset=preset,
+            crf=crf,  # type: ignore[arg-type]
         )
         wall = time.perf_counter() - t0
         size = sum(r.path.stat().st_size for r in res)
@@ -190,6 +196,28 @@ def render_encode(scene, msaa: int, device: str, workers: int, preset: str, crf:
     }
 
 
+def _have_ffmpeg() -> bool:
+    try:
+        import imageio_ffmpeg
+
+        return bool(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        return False
+
+
+def save_frames(scene, msaa: int, device: str, folder: Path) -> None:
+    """PNGs of two frames of the first two cameras (compare CPU and GPU rasterisers)."""
+    from PIL import Image
+
+    from scene2world.renderer.render import render_png_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for cam in scene.camera_names[:2]:
+        for frame in (0, scene.num_frames // 2):
+            img = render_png_frame(scene, cam, frame, msaa=msaa, device=device)  # type: ignore[arg-type]
+            Image.fromarray(img).save(folder / f"{cam}_f{frame}_msaa{msaa}.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scene", default="example", help="example | demo | s1 | a clip path")
@@ -203,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-encode", action="store_true")
     ap.add_argument("--no-breakdown", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--save-frames", type=Path, default=None, help="save a few PNG frames per MSAA (parity checks)")
     args = ap.parse_args(argv)
 
     cores = len(os.sched_getaffinity(0))
@@ -214,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     print(f"scene {scene.clip_id}: {len(scene.camera_names)} cameras x {scene.num_frames} frames; {cores} cores")
+    if not args.no_encode and not _have_ffmpeg():
+        print("no ffmpeg (imageio-ffmpeg binary or IMAGEIO_FFMPEG_EXE): render+encode skipped")
+        args.no_encode = True
     for msaa in args.msaa:
         if not args.no_breakdown:
             b = breakdown(scene, msaa, args.device)
@@ -229,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"[msaa {msaa}] render-only, {w} process(es): {r['camera_frames_per_s']} camera-frames/s "
                 f"({r['camera_frames']} in {r['seconds']} s; start-up {r['startup_s']} s)"
             )
+        if args.save_frames:
+            save_frames(scene, msaa, args.device, args.save_frames)
         if not args.no_encode:
             e = render_encode(scene, msaa, args.device, args.encode_workers, args.preset, args.crf)
             report["runs"].append({"kind": "render_encode", "msaa": msaa, **e})

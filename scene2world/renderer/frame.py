@@ -19,7 +19,7 @@ Looks (docs/looks.md): ``nvidia`` reproduces NVIDIA's public renderer for the sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from scene2world.renderer.primitives import (
     apply_pattern,
     box_vertex_colors,
     cuboid_corners,
+    expand_lines,
     fan_triangles,
     line_mesh,
     nvidia_box_visible,
@@ -66,7 +67,7 @@ from scene2world.renderer.style import (
     traffic_light_color,
 )
 from scene2world.scene.model import Cuboid, FThetaIntrinsics, Polygon, Polyline, Scene, TrafficLightState
-from scene2world.typing import NDArrayFloat
+from scene2world.typing import NDArrayFloat, NDArrayInt
 
 BATCH_LABELS = ("static_lines", "static_triangles", "traffic_lights", "dynamic_boxes")
 
@@ -75,20 +76,28 @@ BATCH_LABELS = ("static_lines", "static_triangles", "traffic_lights", "dynamic_b
 class StaticGeometry:
     """World-space static geometry of one clip for one look, in draw order.
 
-    ``line_segments_world`` (S, 2, 3), ``line_colors`` (S, 3) 0..1, ``line_widths_px`` (S,);
-    ``triangles_world`` (T, 3, 3), ``triangle_colors`` (T, 3); ``light_corners_world`` (L, 8, 3)
-    with ``light_states`` (per light, one state per frame or empty). FLU world, metres.
+    Lines: ``line_points_world`` (P, 3) distinct end points and ``line_index`` (S, 2) the end points
+    of each segment (segments share ends, so each point is projected once), ``line_colors`` (S, 3)
+    0..1, ``line_widths_px`` (S,). ``triangles_world`` (T, 3, 3), ``triangle_colors`` (T, 3);
+    ``light_corners_world`` (L, 8, 3) with ``light_states`` (per light, one state per frame or
+    empty). FLU world, metres.
     """
 
     look: Look
     source_format: str
-    line_segments_world: NDArrayFloat
+    line_points_world: NDArrayFloat
+    line_index: NDArrayInt
     line_colors: NDArrayFloat
     line_widths_px: NDArrayFloat
     triangles_world: NDArrayFloat
     triangle_colors: NDArrayFloat
     light_corners_world: NDArrayFloat
     light_states: tuple[tuple[str, ...], ...]
+
+    @cached_property
+    def line_segments_world(self) -> NDArrayFloat:
+        """(S, 2, 3) the static line segments in draw order."""
+        return self.line_points_world[self.line_index]
 
 
 def _rgb(color: tuple[int, int, int]) -> NDArrayFloat:
@@ -196,10 +205,12 @@ def prepare_static(scene: Scene, look: Look = "nvidia") -> StaticGeometry:
     tri_parts.append(signs)
     tri_colors.append(np.broadcast_to(_rgb(MAP_COLORS["traffic_signs"]), (len(signs), 3)))
 
+    points, index = np.unique(seg.reshape(-1, 3), axis=0, return_inverse=True)
     return StaticGeometry(
         look=look,
         source_format=scene.source_format,
-        line_segments_world=seg,
+        line_points_world=points,
+        line_index=index.reshape(-1, 2).astype(np.int64),
         line_colors=seg_colors,
         line_widths_px=seg_widths,
         triangles_world=_stack(tri_parts, (3, 3)),
@@ -312,18 +323,37 @@ def build_frame(
         raise RenderError(f"prepared static geometry is for look {static.look!r}, not {look!r}")
     camera = camera_model(scene, camera_name)
     world_SE3_cam = np.asarray(scene.world_SE3_cam(camera_name)[frame], dtype=np.float64)
-    cam_SE3_world = np.linalg.inv(world_SE3_cam).astype(np.float64)
+    try:
+        cam_SE3_world = np.linalg.inv(world_SE3_cam).astype(np.float64)
+    except np.linalg.LinAlgError:
+        cam_SE3_world = np.full((4, 4), np.nan)
     if not np.all(np.isfinite(cam_SE3_world)):
         raise RenderError(f"clip {scene.clip_id!r}: camera {camera_name!r} pose at frame {frame} is not invertible")
     fixed = look == "fixed"
-    lines = project_lines(
-        camera,
-        transform_points(cam_SE3_world, static.line_segments_world),
-        static.line_colors,
-        static.line_widths_px,
-        clip_and_subdivide=fixed,
-        label="static_lines",
-    )
+    points_cam = transform_points(cam_SE3_world, static.line_points_world)
+    if fixed:
+        lines = project_lines(
+            camera,
+            points_cam[static.line_index],
+            static.line_colors,
+            static.line_widths_px,
+            clip_and_subdivide=True,
+            label="static_lines",
+        )
+    else:
+        uv, depth = camera.project(points_cam)
+        uvz = np.concatenate([uv, depth[:, None]], axis=1)
+        i0, i1 = static.line_index[:, 0], static.line_index[:, 1]
+        lines = expand_lines(
+            uvz[i0],
+            uvz[i1],
+            static.line_colors,
+            static.line_colors,
+            static.line_widths_px,
+            camera.width_px,
+            camera.height_px,
+            "static_lines",
+        )
     triangles = project_triangles(
         camera,
         transform_points(cam_SE3_world, static.triangles_world),

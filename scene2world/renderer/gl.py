@@ -219,6 +219,51 @@ def pick_device(device: Device) -> EGLDeviceInfo | None:
     return software[0] if software else None
 
 
+# Minimal flat shaders replacing pyrender's flat.vert/flat.frag for FastRenderer: the same
+# transform (pyrender's P and V uniforms; the model and instance matrices are identity here) and
+# the vertex colour, without the per-vertex normal matrix, instance matrix and unused varyings.
+# About 10% less rasterisation time on llvmpipe for thin-line-heavy frames.
+FLAT_VERT = """#version 330 core
+layout(location = 0) in vec3 position;
+layout(location = 1) in vec3 color_0;
+uniform mat4 V;
+uniform mat4 P;
+out vec3 v_color;
+void main()
+{
+    gl_Position = P * (V * vec4(position, 1.0));
+    v_color = color_0;
+}
+"""
+
+FLAT_FRAG = """#version 330 core
+in vec3 v_color;
+out vec4 frag_color;
+void main()
+{
+    frag_color = vec4(clamp(v_color, 0.0, 1.0), 1.0);
+}
+"""
+
+_shader_dir_path: str | None = None
+
+
+def _shader_dir() -> str:
+    """A per-process folder holding FLAT_VERT/FLAT_FRAG (pyrender loads shaders from files)."""
+    global _shader_dir_path
+    if _shader_dir_path is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="scene2world-shaders-")
+        Path(path, "flat.vert").write_text(FLAT_VERT)
+        Path(path, "flat.frag").write_text(FLAT_FRAG)
+        atexit.register(shutil.rmtree, path, True)
+        _shader_dir_path = path
+    return _shader_dir_path
+
+
 def _has_extension(GL: Any, name: str) -> bool:
     count = int(GL.glGetIntegerv(GL.GL_NUM_EXTENSIONS))
     return any(GL.glGetStringi(GL.GL_EXTENSIONS, i) == name.encode() for i in range(count))
@@ -238,6 +283,12 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
 
         samples = 4
         _pack_invert: bool | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            from pyrender.shader_program import ShaderProgramCache
+
+            self._program_cache = ShaderProgramCache(shader_dir=_shader_dir())
 
         def _configure_main_framebuffer(self) -> None:
             dims = (self.viewport_width, self.viewport_height)

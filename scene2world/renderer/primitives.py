@@ -401,7 +401,23 @@ def _line_faces_template() -> NDArrayInt:
     faces = [(0, 1, 2), (1, 2, 3)]
     for centre in (4, 14):
         faces += [(centre + 1 + i, centre + 2 + i, centre) for i in range(CAP_SEGMENTS)]
-    return np.array(faces, dtype=np.int64)
+    return np.array(faces, dtype=np.int32)
+
+
+@cache
+def _line_vertex_weights() -> np.ndarray:
+    """(4, 24) float32: vertex k of an expanded segment = Σ_j weights[j, k]·[start, end, n_off, d_off]_j.
+
+    NVIDIA's shader: quad p0 ± n·w/2, p1 ± n·w/2; caps centre + ((cos a)·perp + (sin a)·dir)·w/2,
+    a = iπ/8, with dir = −d, perp = −n at the start and dir = d, perp = n at the end. Vertex order
+    as :func:`_line_faces_template`.
+    """
+    cos_a, sin_a = _cap_trig()
+    zero = np.zeros(1)
+    at_end = np.array([0, 0, 1, 1] + [0] * 10 + [1] * 10, dtype=np.float64)
+    a_n = np.concatenate([[1.0, -1.0, 1.0, -1.0], zero, -cos_a, zero, cos_a])
+    a_d = np.concatenate([np.zeros(4), zero, -sin_a, zero, sin_a])
+    return np.stack([1.0 - at_end, at_end, a_n, a_d]).astype(np.float32)
 
 
 VERTICES_PER_SEGMENT = 24
@@ -449,7 +465,7 @@ def _expand(
     width_px: NDArrayFloat | float,
     image_width_px: int,
     image_height_px: int,
-) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayInt, NDArrayInt]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`expand_lines` returning (vertices, colours, faces, source segment of each face)."""
     p0 = _as(uvz0, "uvz0", (3,))
     p1 = _as(uvz1, "uvz1", (3,))
@@ -478,38 +494,29 @@ def _expand(
     if len(idx) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
 
-    x0, y0, x1, y1, z0, z1, half = x0[idx], y0[idx], x1[idx], y1[idx], z0[idx], z1[idx], half[idx]
-    dirx, diry = dx[idx] / length[idx], dy[idx] / length[idx]
-    nx, ny = -diry, dirx
+    # Offsets of length `half` (NDC) along the segment normal n = (−d_y, d_x) and direction d, in pixels.
+    half, length = half[idx], length[idx]
+    to_px = np.array([w / 2.0, -h / 2.0])
+    normal = np.stack([-dy[idx], dx[idx]], axis=1) * (half / length)[:, None] * to_px
+    along = np.stack([dx[idx], dy[idx]], axis=1) * (half / length)[:, None] * to_px
+    # Each vertex is a fixed combination of [start, end, normal offset, direction offset]:
+    # one small float32 matrix product per axis (much faster than broadcasting over (m, 24, 3)).
+    weights = _line_vertex_weights()  # (4, 24)
+    q0, q1 = p0[idx], p1[idx]
+    vertices = np.empty((len(idx), VERTICES_PER_SEGMENT, 3), np.float32)
+    for axis, (off_n, off_d) in enumerate(((normal[:, 0], along[:, 0]), (normal[:, 1], along[:, 1]), (0.0, 0.0))):
+        features = np.empty((len(idx), 4), np.float32)
+        features[:, 0], features[:, 1], features[:, 2], features[:, 3] = q0[:, axis], q1[:, axis], off_n, off_d
+        vertices[:, :, axis] = features @ weights
+    fade0 = c0[idx] * depth_fade(q0[:, 2])[:, None]
+    fade1 = c1[idx] * depth_fade(q1[:, 2])[:, None]
+    colors = np.empty((len(idx), VERTICES_PER_SEGMENT, 3), np.float32)
+    for channel in range(3):
+        colors[:, :, channel] = (
+            np.stack([fade0[:, channel], fade1[:, channel]], axis=1).astype(np.float32) @ weights[:2]
+        )
     m = len(idx)
-    xs = np.empty((m, VERTICES_PER_SEGMENT))
-    ys = np.empty((m, VERTICES_PER_SEGMENT))
-    zs = np.empty((m, VERTICES_PER_SEGMENT))
-    xs[:, 0], ys[:, 0] = x0 + nx * half, y0 + ny * half
-    xs[:, 1], ys[:, 1] = x0 - nx * half, y0 - ny * half
-    xs[:, 2], ys[:, 2] = x1 + nx * half, y1 + ny * half
-    xs[:, 3], ys[:, 3] = x1 - nx * half, y1 - ny * half
-    zs[:, 0:2], zs[:, 2:4] = z0[:, None], z1[:, None]
-    cos_a, sin_a = _cap_trig()
-    # cap at p0: direction −d, perpendicular (−(−d)_y, (−d)_x) = −n; at p1: direction d, perpendicular n.
-    for centre, cx, cy, cz, sgn in ((4, x0, y0, z0, -1.0), (14, x1, y1, z1, 1.0)):
-        xs[:, centre], ys[:, centre] = cx, cy
-        rx = sgn * (cos_a[None] * nx[:, None] + sin_a[None] * dirx[:, None])
-        ry = sgn * (cos_a[None] * ny[:, None] + sin_a[None] * diry[:, None])
-        xs[:, centre + 1 : centre + 10] = cx[:, None] + rx * half[:, None]
-        ys[:, centre + 1 : centre + 10] = cy[:, None] + ry * half[:, None]
-        zs[:, centre : centre + 10] = cz[:, None]
-
-    fade0 = c0[idx] * depth_fade(z0)[:, None]
-    fade1 = c1[idx] * depth_fade(z1)[:, None]
-    colors = np.empty((m, VERTICES_PER_SEGMENT, 3))
-    colors[:, [0, 1]] = fade0[:, None]
-    colors[:, [2, 3]] = fade1[:, None]
-    colors[:, 4:14] = fade0[:, None]
-    colors[:, 14:24] = fade1[:, None]
-
-    vertices = np.stack([(xs + 1.0) * (w / 2.0), (1.0 - ys) * (h / 2.0), zs], axis=-1)
-    faces = _line_faces_template()[None] + (np.arange(m) * VERTICES_PER_SEGMENT)[:, None, None]
+    faces = _line_faces_template()[None] + (np.arange(m, dtype=np.int32) * VERTICES_PER_SEGMENT)[:, None, None]
     src = np.repeat(idx, TRIANGLES_PER_SEGMENT)
     return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces.reshape(-1, 3), src
 
@@ -545,7 +552,7 @@ def line_mesh(
     rgb: NDArrayFloat,
     width_px: NDArrayFloat | float,
     clip_and_subdivide: bool = False,
-) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayInt, NDArrayInt]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`project_lines` as arrays: (vertices, colours, faces, source segment of each face)."""
     seg = _as(segments_cam, "segments_cam", (2, 3))
     col = np.asarray(rgb, dtype=np.float64)
@@ -597,7 +604,7 @@ def triangle_mesh(
     triangles_cam: NDArrayFloat,
     rgb: NDArrayFloat,
     clip_and_subdivide: bool = False,
-) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayInt, NDArrayInt]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`project_triangles` as arrays: (vertices, colours, faces, source triangle of each face)."""
     tri = _as(triangles_cam, "triangles_cam", (3, 3))
     col = np.asarray(rgb, dtype=np.float64)

@@ -120,6 +120,9 @@ def test_errors(s1: Scene) -> None:
         build_frame(s1, CAM, 0, "fixed", prepare_static(s1, "nvidia"))
     with pytest.raises(RenderError, match="`look` must be one of"):
         build_frame(s1, CAM, 0, "shiny")  # type: ignore[arg-type]
+    singular = dataclasses.replace(s1, world_SE3_rig=np.zeros((2, 4, 4)))
+    with pytest.raises(RenderError, match="not invertible"):
+        build_frame(singular, CAM, 0)
 
 
 def test_camera_model_is_cached(s1: Scene) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from scene2world.renderer.raster import Rasterizer, merge_batches
 pytestmark = pytest.mark.timeout(120)
 
 W, H = 320, 180
+DEVICE = os.environ.get("S2W_TEST_DEVICE", "cpu")  # `gpu` on an NVIDIA machine (docs/gpu.md)
 
 
 def quad(u0: float, v0: float, u1: float, v1: float, depth, color) -> DrawBatch:
@@ -24,13 +27,13 @@ def quad(u0: float, v0: float, u1: float, v1: float, depth, color) -> DrawBatch:
 
 @pytest.fixture(scope="module")
 def r1():
-    with Rasterizer(W, H, msaa=1, device="cpu") as r:
+    with Rasterizer(W, H, msaa=1, device=DEVICE) as r:
         yield r
 
 
 @pytest.fixture(scope="module")
 def r4():
-    with Rasterizer(W, H, msaa=4, device="cpu") as r:
+    with Rasterizer(W, H, msaa=4, device=DEVICE) as r:
         yield r
 
 
@@ -154,7 +157,7 @@ def test_merge_batches_offsets():
 
 
 def test_renderer_name_and_bad_arguments(r1):
-    assert "llvmpipe" in r1.renderer_name.lower()
+    assert ("llvmpipe" in r1.renderer_name.lower()) == (DEVICE == "cpu")
     with pytest.raises(RenderError, match="msaa"):
         Rasterizer(W, H, msaa=3)
     with pytest.raises(RenderError, match="device"):
@@ -171,7 +174,7 @@ def test_gpu_request_on_cpu_machine_is_an_error():
 
 
 def test_closed_rasterizer_refuses():
-    r = Rasterizer(64, 32, msaa=1, device="cpu")
+    r = Rasterizer(64, 32, msaa=1, device=DEVICE)
     assert r.render([]).shape == (32, 64, 3)
     r.close()
     r.close()

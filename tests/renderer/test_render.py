@@ -144,7 +144,9 @@ def test_frames_outside_clip_name_its_length(tmp_path, frames):
 def test_empty_scene_warns_and_renders_black(tmp_path, caplog):
     pytest.importorskip("scene2world.renderer.frame")
     with caplog.at_level(logging.WARNING, logger="scene2world.renderer.render"):
-        res = render_clip(make_scene(3), tmp_path, cameras=CAMS[:1], msaa=1, device="cpu", preset="ultrafast", workers=1)
+        res = render_clip(
+            make_scene(3), tmp_path, cameras=CAMS[:1], msaa=1, device="cpu", preset="ultrafast", workers=1
+        )
     assert "no map elements and no objects" in caplog.text
     video = read_video(res[0].path)
     assert video.shape[0] == 3 and video.max() <= 2
