@@ -166,7 +166,7 @@ def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) ->
 
 def render_encode(scene, msaa: int, device: str, workers: int, preset: str, crf: int) -> dict:
     """``render_clip`` end to end: processes, geometry, raster, libx264 mp4 files."""
-    from scene2world.renderer.render import render_clip
+    from scene2world.renderer.render import default_workers, render_clip
 
     out_dir = Path(tempfile.mkdtemp(prefix="s2w-bench-"))
     try:
@@ -186,7 +186,7 @@ def render_encode(scene, msaa: int, device: str, workers: int, preset: str, crf:
         shutil.rmtree(out_dir, ignore_errors=True)
     total = sum(r.frames for r in res)
     return {
-        "workers": workers,
+        "workers": workers or default_workers(len(scene.camera_names)),
         "preset": preset,
         "camera_frames": total,
         "seconds": round(wall, 2),
@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--msaa", type=int, nargs="+", default=[4, 1])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     ap.add_argument("--workers", type=int, nargs="+", default=None, help="render-only process counts")
-    ap.add_argument("--encode-workers", type=int, default=0, help="render_clip workers (0 = default)")
+    ap.add_argument(
+        "--encode-workers", type=int, nargs="+", default=[0], help="render_clip workers (0 = default; > cameras splits)"
+    )
     ap.add_argument("--preset", default="slow")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--no-encode", action="store_true")
@@ -263,12 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.save_frames:
             save_frames(scene, msaa, args.device, args.save_frames)
-        if not args.no_encode:
-            e = render_encode(scene, msaa, args.device, args.encode_workers, args.preset, args.crf)
+        for ew in [] if args.no_encode else args.encode_workers:
+            e = render_encode(scene, msaa, args.device, ew, args.preset, args.crf)
             report["runs"].append({"kind": "render_encode", "msaa": msaa, **e})
             print(
-                f"[msaa {msaa}] render+encode (render_clip, preset {args.preset}): {e['seconds']} s for "
-                f"{e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s"
+                f"[msaa {msaa}] render+encode (render_clip, workers {ew or 'default'}, preset {args.preset}): "
+                f"{e['seconds']} s for {e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s"
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

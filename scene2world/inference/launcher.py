@@ -262,6 +262,7 @@ class _Run:
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.lines: queue.Queue[object] = queue.Queue()
         self.eof = False
+        self.stopping = False
         self.logfile: IO[str] | None = None
         if cmd.log_dir is not None:
             Path(cmd.log_dir).mkdir(parents=True, exist_ok=True)
@@ -287,12 +288,25 @@ class _Run:
         self.reader.start()
 
     def emit(self, line: str) -> None:
+        """Record ``line`` (tail, ``torchrun.log``) and pass it to the callback.
+
+        While stopping, nothing the callback raises (not even KeyboardInterrupt) may interrupt the
+        cleanup: it is swallowed and the callback is not called again.
+        """
         self.tail.append(line)
         if self.logfile is not None:
-            self.logfile.write(line + "\n")
-            self.logfile.flush()
-        if self.log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.logfile.write(line + "\n")
+                self.logfile.flush()
+        if self.log is None:
+            return
+        if not self.stopping:
             self.log(line)
+            return
+        try:
+            self.log(line)
+        except BaseException:
+            self.log = None
 
     def pump_once(self, wait_s: float) -> None:
         """Forward the lines that arrive within ``wait_s`` seconds to the callback."""
@@ -336,25 +350,28 @@ class _Run:
 
         Returns the pids that survived even SIGKILL (should be empty).
         """
+        self.stopping = True
         self.tree.refresh()
         if self.proc.poll() is None or self.tree.alive():
-            self._note(f"stopping torchrun (pid {self.proc.pid}) and ranks {self.tree.alive()}: SIGTERM")
+            ranks = self.tree.alive()
             _signal_group(self.proc.pid, signal.SIGTERM)
             self.tree.signal_all(signal.SIGTERM)
+            self._note(f"stopping torchrun (pid {self.proc.pid}) and ranks {ranks}: SIGTERM")
             end = time.monotonic() + self.grace_s
             while time.monotonic() < end and (self.proc.poll() is None or self.tree.alive()):
                 self.tree.refresh()
-                with contextlib.suppress(Exception):
-                    self.pump_once(_POLL_S)
+                self.pump_once(_POLL_S)
         return self.kill_leftovers()
 
     def kill_leftovers(self) -> list[int]:
         """SIGKILL torchrun's group and any descendant still alive; the pids that would not die."""
+        self.stopping = True
         self.tree.refresh()
         if self.proc.poll() is None or self.tree.alive():
-            self._note(f"SIGKILL to torchrun (pid {self.proc.pid}) and ranks {self.tree.alive()}")
+            ranks = self.tree.alive()
             _signal_group(self.proc.pid, signal.SIGKILL)
             self.tree.signal_all(signal.SIGKILL)
+            self._note(f"SIGKILL to torchrun (pid {self.proc.pid}) and ranks {ranks}")
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=_REAP_WAIT_S)
         end = time.monotonic() + _REAP_WAIT_S
@@ -363,13 +380,22 @@ class _Run:
         return self.tree.alive()
 
     def _note(self, text: str) -> None:
-        with contextlib.suppress(Exception):
-            self.emit(f"[scene2world launcher] {text}")
+        self.emit(f"[scene2world launcher] {text}")
 
     def close(self) -> None:
-        if getattr(self, "proc", None) is not None and self.proc.stdout is not None:
+        """Close the log file, and torchrun's stdout once the reader thread is done with it.
+
+        Closing a pipe another thread is blocked reading would block on its lock forever; a pipe
+        some stray process still holds open is left to the daemon reader thread instead.
+        """
+        self.stopping = True
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.join(timeout=_EOF_WAIT_S)
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.stdout is not None and (reader is None or not reader.is_alive()):
             with contextlib.suppress(OSError):
-                self.proc.stdout.close()
+                proc.stdout.close()
         if self.logfile is not None:
             self.logfile.close()
             self.logfile = None
@@ -422,6 +448,7 @@ def launch(
                 run._note(f"processes {survivors} survived SIGKILL")
             raise
         finally:
+            run.stopping = True
             run.drain(0.5)
             run.close()
     returncode = run.proc.returncode

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ class FrameReader:
         self._gen.close()
 
 
-def view_frames(plan: SamplePlan, key: str) -> Iterator[NDArrayByte]:
+def view_frames(plan: SamplePlan, key: str) -> Generator[NDArrayByte, None, None]:
     """The frames of view ``key`` as the model gets them, chunk after chunk, overlaps dropped.
 
     Yields ``plan.frames_per_view`` frames of (720, 1280, 3) uint8.
@@ -366,17 +366,18 @@ def _config_yaml(plans: Sequence[Plan], inputs: Sequence[Path], out_dir: Path, c
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _setup_logging(out_dir: Path, ctx: Dist) -> None:
+def _setup_logging(out_dir: Path, ctx: Dist) -> list[logging.Handler]:
+    """Log to stdout (torchrun tees it per rank) and, on rank 0, to ``console.log``."""
     fmt = logging.Formatter(f"[%(asctime)s|rank{ctx.rank}|%(levelname)s] %(message)s", "%H:%M:%S")
     log.setLevel(logging.INFO)
     log.propagate = False
-    stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(fmt)
-    log.addHandler(stream)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if ctx.is_main:
-        console = logging.FileHandler(out_dir / "console.log", encoding="utf-8")
-        console.setFormatter(fmt)
-        log.addHandler(console)
+        handlers.append(logging.FileHandler(out_dir / "console.log", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    return handlers
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -409,11 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = init_distributed(args.backend)
     out_dir = Path(args.output_dir).absolute()
+    handlers: list[logging.Handler] = []
     try:
         if ctx.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
         _barrier(ctx)
-        _setup_logging(out_dir, ctx)
+        handlers = _setup_logging(out_dir, ctx)
         log.info("preview engine: rank %d of %d, backend %s", ctx.rank, ctx.world_size, ctx.backend or "none")
         work, plans = [], []
         seen: dict[str, Path] = {}
@@ -431,18 +433,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             work += list(zip(samples, plan.samples))
         if ctx.is_main:
             write_text_atomic(out_dir / "config.yaml", _config_yaml(plans, args.input_files, out_dir, ctx))
-        for sample, plan in work:
-            run_sample(sample, plan, out_dir, ctx)
+        for sample, sample_plan in work:
+            run_sample(sample, sample_plan, out_dir, ctx)
         _barrier(ctx)
         log.info("preview engine: done, %d sample(s)", len(work))
         return 0
     except Scene2WorldError as e:
-        if log.handlers:
+        if handlers:
             log.error("%s", e)
         else:
             print(e, file=sys.stderr)
         return 1
     finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
         if ctx.backend is not None and dist.is_initialized():
             dist.destroy_process_group()
 

@@ -95,13 +95,13 @@ class ViewConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_path: Path | None = Field(
-        None, description="RGB video of this camera; needed when conditioning on input frames."
+        default=None, description="RGB video of this camera; needed when conditioning on input frames."
     )
     control_path: Path | None = Field(
-        None, description="World-scenario (HD map + boxes) control video; makes the view active."
+        default=None, description="World-scenario (HD map + boxes) control video; makes the view active."
     )
     num_conditional_frames_per_view: StrictInt = Field(
-        0, ge=0, le=5, description="Autoregressive mode only: RGB frames to condition on (0, 1 or 5)."
+        default=0, ge=0, le=5, description="Autoregressive mode only: RGB frames to condition on (0, 1 or 5)."
     )
 
     @field_validator("input_path", "control_path", mode="before")
@@ -115,35 +115,40 @@ class ViewConfig(BaseModel):
         return self.control_path is not None
 
 
+def _no_view() -> ViewConfig:
+    """An inactive view (the default of every view field)."""
+    return ViewConfig()
+
+
 class MultiviewInferenceArguments(BaseModel):
     """One Cosmos multiview sample, field for field NVIDIA's ``MultiviewInferenceArguments``."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: StrictStr = Field(description="Output base name; unique per run.")
-    prompt_path: Path | None = Field(None, description="Text file holding the prompt (stripped).")
-    prompt: StrictStr | None = Field(None, description="Prompt text; wins over `prompt_path`.")
+    prompt_path: Path | None = Field(default=None, description="Text file holding the prompt (stripped).")
+    prompt: StrictStr | None = Field(default=None, description="Prompt text; wins over `prompt_path`.")
     negative_prompt: StrictStr | None = Field(
-        None, description="Written to the sidecar; the multiview model ignores it."
+        default=None, description="Written to the sidecar; the multiview model ignores it."
     )
-    seed: StrictInt = Field(0, description="Sampling seed; autoregressive chunk i uses seed + i.")
-    guidance: StrictInt = Field(3, ge=0, le=7, description="Classifier-free guidance, integer 0-7.")
-    num_conditional_frames: StrictInt = Field(1, description="RGB frames of `input_path` to condition on.")
-    control_weight: StrictFloat = Field(1.0, ge=0.0, le=1.0, description="Scale of the control branch.")
-    front_wide: ViewConfig = Field(default_factory=ViewConfig, description="camera_front_wide_120fov")
-    rear: ViewConfig = Field(default_factory=ViewConfig, description="camera_rear_tele_30fov")
-    rear_left: ViewConfig = Field(default_factory=ViewConfig, description="camera_rear_left_70fov")
-    rear_right: ViewConfig = Field(default_factory=ViewConfig, description="camera_rear_right_70fov")
-    cross_left: ViewConfig = Field(default_factory=ViewConfig, description="camera_cross_left_120fov")
-    cross_right: ViewConfig = Field(default_factory=ViewConfig, description="camera_cross_right_120fov")
-    front_tele: ViewConfig = Field(default_factory=ViewConfig, description="camera_front_tele_30fov")
-    fps: StrictInt = Field(10, gt=0, description="Model fps: input subsampling and output playback.")
-    num_steps: StrictInt = Field(35, description="Sampler steps.")
-    enable_autoregressive: StrictBool = Field(False, description="Generate overlapping 29-frame chunks.")
-    num_chunks: StrictInt = Field(2, ge=1, description="Autoregressive chunks (clamped to the controls).")
-    chunk_overlap: StrictInt = Field(1, description="Frames shared by consecutive autoregressive chunks.")
+    seed: StrictInt = Field(default=0, description="Sampling seed; autoregressive chunk i uses seed + i.")
+    guidance: StrictInt = Field(default=3, ge=0, le=7, description="Classifier-free guidance, integer 0-7.")
+    num_conditional_frames: StrictInt = Field(default=1, description="RGB frames of `input_path` to condition on.")
+    control_weight: StrictFloat = Field(default=1.0, ge=0.0, le=1.0, description="Scale of the control branch.")
+    front_wide: ViewConfig = Field(default_factory=_no_view, description="camera_front_wide_120fov")
+    rear: ViewConfig = Field(default_factory=_no_view, description="camera_rear_tele_30fov")
+    rear_left: ViewConfig = Field(default_factory=_no_view, description="camera_rear_left_70fov")
+    rear_right: ViewConfig = Field(default_factory=_no_view, description="camera_rear_right_70fov")
+    cross_left: ViewConfig = Field(default_factory=_no_view, description="camera_cross_left_120fov")
+    cross_right: ViewConfig = Field(default_factory=_no_view, description="camera_cross_right_120fov")
+    front_tele: ViewConfig = Field(default_factory=_no_view, description="camera_front_tele_30fov")
+    fps: StrictInt = Field(default=10, gt=0, description="Model fps: input subsampling and output playback.")
+    num_steps: StrictInt = Field(default=35, description="Sampler steps.")
+    enable_autoregressive: StrictBool = Field(default=False, description="Generate overlapping 29-frame chunks.")
+    num_chunks: StrictInt = Field(default=2, ge=1, description="Autoregressive chunks (clamped to the controls).")
+    chunk_overlap: StrictInt = Field(default=1, description="Frames shared by consecutive autoregressive chunks.")
     save_combined_views: StrictBool = Field(
-        True, description="True: one time-concatenated mp4; false: per-view mp4s and a 3x3 grid."
+        default=True, description="True: one time-concatenated mp4; false: per-view mp4s and a 3x3 grid."
     )
 
     _origin: str = PrivateAttr(default="")

@@ -92,16 +92,9 @@ def run_infer(
             samples.append(build_sample(name, videos, cfg, spec_dir))
         spec_path = write_spec(samples, spec_dir / ("spec.json" if len(samples) == 1 else "spec.jsonl"))
         result = run_inference(spec_path, tmp / OUTPUT_DIR, cfg, log=log_line)
-        sample_data = {}
+        sample_data = samples_data(result, tmp, spec_path)
         for name, clip_id in names.items():
-            outputs = {view: Path(p).relative_to(tmp).as_posix() for view, p in result.outputs.get(name, {}).items()}
-            sample_data[name] = {
-                "clip_id": clip_id,
-                "spec": spec_path.relative_to(tmp).as_posix(),
-                "outputs": outputs,
-                "grid": _rel(result.grids.get(name), tmp),
-                "combined": _rel(result.combined.get(name), tmp),
-            }
+            sample_data[name]["clip_id"] = clip_id
         manifest = Manifest(
             step=STEP,
             step_version=STEP_VERSION,
@@ -120,6 +113,7 @@ def run_infer(
                 "nproc_per_node": cfg.nproc_per_node,
                 "samples": sample_data,
                 "logs": sorted(Path(p).relative_to(tmp).as_posix() for p in result.logs),
+                "warnings": list(result.warnings),
             },
         )
         write_manifest(tmp, manifest)
@@ -128,5 +122,20 @@ def run_infer(
     return cache.StepResult(published, out_dir, cache_hit=False)
 
 
-def _rel(path: Path | str | None, root: Path) -> str | None:
-    return None if path is None else Path(path).relative_to(root).as_posix()
+def samples_data(result: Any, root: Path, spec_path: Path) -> dict[str, dict[str, Any]]:
+    """Per-sample outputs of an InferenceResult as paths relative to ``root`` (for the manifest)."""
+
+    def rel(path: Path | str | None) -> str | None:
+        return None if path is None else Path(path).relative_to(root).as_posix()
+
+    spec_rel = rel(spec_path) if Path(spec_path).is_relative_to(root) else str(spec_path)
+    return {
+        name: {
+            "spec": spec_rel,
+            "json": rel(sample.json),
+            "outputs": {view: rel(p) for view, p in sample.views.items()},
+            "grid": rel(sample.grid),
+            "combined": rel(sample.combined),
+        }
+        for name, sample in result.samples.items()
+    }

@@ -1,12 +1,15 @@
-"""Render a clip's cameras to control videos (or PNG frames), one process per camera at a time.
+"""Render a clip's cameras to control videos (or PNG frames) in parallel processes.
 
 :func:`render_clip` checks the request (cameras in the rig, frame range inside the clip), then
-renders the cameras in ``workers`` processes (``0`` = one per CPU core, at most one per camera).
-Each process is started with ``spawn`` (no EGL, driver or thread state is inherited), receives
-the scene once (pickled), owns one EGL context (:class:`~scene2world.renderer.raster.Rasterizer`)
-and takes cameras from a shared queue until none is left. For every frame it builds the draw
-batches (``frame.build_frame``), rasterises them and queues the image to the writer
-(:mod:`scene2world.renderer.video`), whose thread feeds ffmpeg while the next frame renders.
+renders in ``workers`` processes (``0`` = one per CPU core, at most one per camera; ``1`` = in
+this process). Each process is started with ``spawn`` (no EGL, driver or thread state is
+inherited), receives the scene once (pickled), owns one EGL context
+(:class:`~scene2world.renderer.raster.Rasterizer`) and takes tasks from a shared queue until
+none is left. A task is one camera's frame range; with more workers than cameras each camera's
+range is cut into segments (:func:`plan_tasks`), rendered in parallel and joined without
+re-encoding. For every frame a worker builds the draw batches (``frame.build_frame``),
+rasterises them and queues the image to the writer (:mod:`scene2world.renderer.video`), whose
+thread feeds ffmpeg while the next frame renders.
 
 Cancellation: Ctrl-C (SIGINT) or SIGTERM in the parent sets a stop event and stops the
 workers; a worker that is told to stop (event, SIGTERM or SIGINT) aborts its writer, which
@@ -27,6 +30,7 @@ import queue
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +39,20 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from scene2world.errors import RenderError
-from scene2world.renderer.video import DEFAULT_CRF, DEFAULT_PRESET, open_writer, png_dir, video_path
+from scene2world.renderer.video import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    FrameWriter,
+    PngWriter,
+    VideoWriter,
+    concat_videos,
+    merge_png_dirs,
+    open_writer,
+    partial_paths,
+    png_dir,
+    segment_path,
+    video_path,
+)
 from scene2world.scene.model import Scene
 from scene2world.typing import NDArrayByte
 
@@ -56,10 +73,13 @@ _STOP_GRACE_S = 10.0
 
 @dataclass(frozen=True)
 class RenderedCamera:
-    """One rendered camera: ``path`` is the mp4 (or the PNG folder), ``frames`` the number of
-    frames written, ``frame_range`` the half-open range of the clip timeline, ``seconds`` the
-    wall time of this camera, ``render_seconds`` the part spent building and rasterising,
-    ``renderer`` GL_RENDERER of the context that drew it."""
+    """One rendered camera.
+
+    ``path`` is the mp4 (or the PNG folder), ``frames`` the number of frames written,
+    ``frame_range`` the half-open range of the clip timeline, ``seconds`` the worker time spent
+    on this camera (summed over its segments), ``render_seconds`` the part spent building and
+    rasterising, ``renderer`` GL_RENDERER of the context that drew it.
+    """
 
     camera: str
     path: Path
@@ -113,6 +133,35 @@ class _Job:
     preset: str
     png: bool
     builder: Any
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Frames [start, end) of one camera; segment ``index`` of ``count`` (count 1 = the whole range)."""
+
+    camera: str
+    start: int
+    end: int
+    index: int = 0
+    count: int = 1
+    token: str = ""
+
+
+MIN_SEGMENT_FRAMES = 16
+"""A camera's range is split into segments only down to this many frames each."""
+
+
+def plan_tasks(cameras: Sequence[str], start: int, end: int, workers: int, token: str) -> list[_Task]:
+    """One task per camera, or, when there are more workers than cameras, each camera's range cut
+    into ``ceil(workers / cameras)`` segments (at least MIN_SEGMENT_FRAMES long), camera-major."""
+    n = end - start
+    per_camera = max(1, min(-(-workers // len(cameras)), n // MIN_SEGMENT_FRAMES)) if workers > len(cameras) else 1
+    tasks = []
+    for cam in cameras:
+        edges = np.linspace(start, end, per_camera + 1).round().astype(int)
+        for i in range(per_camera):
+            tasks.append(_Task(cam, int(edges[i]), int(edges[i + 1]), i, per_camera, token))
+    return tasks
 
 
 class RenderCancelledError(RenderError):
@@ -189,46 +238,78 @@ class _Stopper:
         return self.signalled or (self.event is not None and self.event.is_set())
 
 
-def _render_camera(
+def _open_task_writer(scene: Scene, task: _Task, job: _Job, raster: Any) -> FrameWriter:
+    size = {"width": raster.width, "height": raster.height}
+    if task.count == 1:
+        return open_writer(
+            job.out_dir,
+            scene.clip_id,
+            task.camera,
+            png=job.png,
+            start_frame=task.start,
+            crf=job.crf,
+            preset=job.preset,
+            **size,
+        )
+    if job.png:
+        final = png_dir(job.out_dir, scene.clip_id, task.camera)
+        return PngWriter(segment_path(final, task.token, task.index), start_frame=task.start, **size)
+    final = video_path(job.out_dir, scene.clip_id, task.camera)
+    return VideoWriter(segment_path(final, task.token, task.index), crf=job.crf, preset=job.preset, **size)
+
+
+def _render_task(
     scene: Scene,
-    camera: str,
+    task: _Task,
     job: _Job,
     raster: Any,
     prepared: Any,
     should_stop: Callable[[], bool],
     on_frame: Callable[[], None],
 ) -> RenderedCamera:
+    """Render one task's frames into its writer; returns what was written (path = the writer's)."""
     t0 = time.perf_counter()
     render_s = 0.0
-    writer = open_writer(
-        job.out_dir,
-        scene.clip_id,
-        camera,
-        png=job.png,
-        start_frame=job.start,
-        width=raster.width,
-        height=raster.height,
-        crf=job.crf,
-        preset=job.preset,
-    )
-    with writer:
-        for frame in range(job.start, job.end):
+    with _open_task_writer(scene, task, job, raster) as writer:
+        for frame in range(task.start, task.end):
             if should_stop():
-                raise RenderCancelledError(f"clip {scene.clip_id!r} camera {camera}: render cancelled at frame {frame}")
+                raise RenderCancelledError(
+                    f"clip {scene.clip_id!r} camera {task.camera}: render cancelled at frame {frame}"
+                )
             t1 = time.perf_counter()
-            batches = job.builder.build(scene, camera, frame, job.look, prepared)
+            batches = job.builder.build(scene, task.camera, frame, job.look, prepared)
             image = raster.render(batches)
             render_s += time.perf_counter() - t1
             writer.write(image)
             on_frame()
     return RenderedCamera(
-        camera=camera,
+        camera=task.camera,
         path=writer.path,
-        frames=job.end - job.start,
-        frame_range=(job.start, job.end),
+        frames=task.end - task.start,
+        frame_range=(task.start, task.end),
         seconds=time.perf_counter() - t0,
         render_seconds=render_s,
         renderer=raster.renderer_name,
+    )
+
+
+def _join_segments(scene: Scene, job: _Job, parts: list[RenderedCamera]) -> RenderedCamera:
+    """Publish a camera rendered in segments: concatenate the mp4s (or merge the PNG folders)."""
+    parts = sorted(parts, key=lambda r: r.frame_range)
+    camera = parts[0].camera
+    paths = [r.path for r in parts]
+    if job.png:
+        path = merge_png_dirs(paths, png_dir(job.out_dir, scene.clip_id, camera))
+    else:
+        path = concat_videos(paths, video_path(job.out_dir, scene.clip_id, camera))
+    return RenderedCamera(
+        camera=camera,
+        path=path,
+        frames=sum(r.frames for r in parts),
+        frame_range=(parts[0].frame_range[0], parts[-1].frame_range[1]),
+        seconds=sum(r.seconds for r in parts),
+        render_seconds=sum(r.render_seconds for r in parts),
+        renderer=parts[0].renderer,
     )
 
 
@@ -253,15 +334,16 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
         with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
             prepared = job.builder.prepare(scene, job.look)
             while not stopper():
-                camera = tasks.get()
-                if camera is None:
+                task = tasks.get()
+                if task is None:
                     break
+                camera = task.camera
 
                 def on_frame(cam: str = camera) -> None:
                     events.put(("frame", cam))
 
-                result = _render_camera(scene, camera, job, raster, prepared, stopper, on_frame)
-                events.put(("done", result))
+                result = _render_task(scene, task, job, raster, prepared, stopper, on_frame)
+                events.put(("done", task, result))
                 camera = None
     except BaseException as e:
         kind = "cancelled" if isinstance(e, (RenderCancelledError, KeyboardInterrupt)) else "error"
@@ -291,12 +373,12 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def _remove_partials(out_dir: Path, clip_id: str, cameras: Sequence[str], png: bool) -> None:
-    """Remove temporary outputs that terminated workers may have left (never finished files)."""
+    """Remove temporary outputs that stopped workers may have left (never finished files)."""
     import shutil
 
     for cam in cameras:
         final = png_dir(out_dir, clip_id, cam) if png else video_path(out_dir, clip_id, cam)
-        for p in final.parent.glob(f".{final.name}.partial-*"):
+        for p in partial_paths(final):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
@@ -304,18 +386,19 @@ def _remove_partials(out_dir: Path, clip_id: str, cameras: Sequence[str], png: b
 
 
 def _render_in_processes(
-    scene: Scene, cameras: list[str], job: _Job, workers: int, progress: ProgressFn | None
+    scene: Scene, cameras: list[str], job: _Job, plan: list[_Task], workers: int, progress: ProgressFn | None
 ) -> list[RenderedCamera]:
     ctx = mp.get_context("spawn")
     tasks = ctx.Queue()
     events = ctx.Queue()
     stop = ctx.Event()
-    for cam in cameras:
-        tasks.put(cam)
+    for task in plan:
+        tasks.put(task)
     for _ in range(workers):
         tasks.put(None)
     total = len(cameras) * (job.end - job.start)
     done_frames = 0
+    parts: dict[str, list[RenderedCamera]] = {cam: [] for cam in cameras}
     results: dict[str, RenderedCamera] = {}
     failure: RenderError | None = None
     procs = [
@@ -323,6 +406,7 @@ def _render_in_processes(
         for i in range(workers)
     ]
     exited = 0
+    complete = False
     try:
         with _sigterm_raises():
             for p in procs:
@@ -345,7 +429,11 @@ def _render_in_processes(
                     if progress is not None:
                         progress(done_frames, total)
                 elif kind == "done":
-                    results[event[1].camera] = event[1]
+                    task, result = event[1], event[2]
+                    parts[task.camera].append(result)
+                    if len(parts[task.camera]) == task.count and failure is None:
+                        pieces = parts[task.camera]
+                        results[task.camera] = pieces[0] if task.count == 1 else _join_segments(scene, job, pieces)
                 elif kind == "exit":
                     exited += 1
                 elif kind in ("error", "cancelled"):
@@ -356,6 +444,10 @@ def _render_in_processes(
                     stop.set()
         if failure is not None:
             raise failure
+        if len(results) < len(cameras):
+            missing = sorted(set(cameras) - set(results))
+            raise RenderError(f"clip {scene.clip_id!r}: render processes exited without rendering {missing}")
+        complete = True
     except BaseException:
         stop.set()
         raise
@@ -377,7 +469,7 @@ def _render_in_processes(
         for q in (tasks, events):
             q.cancel_join_thread()
             q.close()
-        if len(results) < len(cameras):
+        if not complete:
             _remove_partials(job.out_dir, scene.clip_id, cameras, job.png)
     return [results[c] for c in cameras]
 
@@ -397,12 +489,16 @@ def _render_in_process(
             progress(done, total)
 
     results = []
-    with _sigterm_raises(), Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
+    with (
+        _sigterm_raises(),
+        Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,  # type: ignore[arg-type]
+    ):
         prepared = job.builder.prepare(scene, job.look)
         if progress is not None:
             progress(0, total)
         for cam in cameras:
-            results.append(_render_camera(scene, cam, job, raster, prepared, lambda: False, on_frame))
+            task = _Task(cam, job.start, job.end)
+            results.append(_render_task(scene, task, job, raster, prepared, lambda: False, on_frame))
     return results
 
 
@@ -430,7 +526,9 @@ def render_clip(
 
     ``frames``: half-open (start, end) of the 30 fps timeline (end None = to the last frame),
     None = all. ``png``: write ``<out_dir>/<clip_id>/<camera>/<frame:06d>.png`` instead.
-    ``workers``: render processes (0 = min(CPU cores, cameras); 1 = in this process).
+    ``workers``: render processes (0 = min(CPU cores, cameras); 1 = in this process). More
+    workers than cameras split each camera's frames into segments, rendered in parallel and
+    joined losslessly (mp4: ffmpeg concat, ``-c copy``; each segment starts with a keyframe).
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
@@ -464,7 +562,9 @@ def render_clip(
         png=bool(png),
         builder=frame_builder or GeometryBuilder(),
     )
-    n_workers = default_workers(len(cams)) if workers == 0 else min(workers, len(cams))
+    n_workers = default_workers(len(cams)) if workers == 0 else workers
+    plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8])
+    n_workers = min(n_workers, len(plan))
     t0 = time.perf_counter()
     if n_workers == 1:
         try:
@@ -473,7 +573,7 @@ def render_clip(
             raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
     else:
         try:
-            results = _render_in_processes(scene, cams, job, n_workers, progress)
+            results = _render_in_processes(scene, cams, job, plan, n_workers, progress)
         except KeyboardInterrupt as e:
             raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
     log.info(

@@ -60,6 +60,63 @@ def _partial_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}{final.suffix}")
 
 
+def segment_path(final: Path | str, token: str, index: int) -> Path:
+    """Hidden name of segment ``index`` of ``final`` (a render split over several processes)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.partial-{token}-seg{index:04d}{final.suffix}")
+
+
+def partial_paths(final: Path | str) -> list[Path]:
+    """Every temporary file or folder that a writer of ``final`` may leave when killed."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    return sorted(final.parent.glob(f".*{final.name}.partial-*"))
+
+
+def concat_videos(parts: list[Path], final: Path | str) -> Path:
+    """Join mp4 segments of one stream (same encoder settings) into ``final`` without re-encoding.
+
+    Uses ffmpeg's concat demuxer with ``-c copy``; atomic like the writers. The parts are removed.
+    """
+    import imageio_ffmpeg
+
+    final = Path(final)
+    if len(parts) == 1:
+        os.replace(parts[0], final)
+        return final
+    listing = _partial_name(final).with_suffix(".txt")
+    tmp = _partial_name(final)
+    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in parts))
+    argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    argv += ["-c", "copy", "-f", "mp4", str(tmp)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RenderError(f"{final}: joining {len(parts)} segments failed: {proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+        listing.unlink(missing_ok=True)
+    for p in parts:
+        p.unlink(missing_ok=True)
+    return final
+
+
+def merge_png_dirs(parts: list[Path], final: Path | str) -> Path:
+    """Move the PNGs of segment folders into one folder published as ``final`` (atomic)."""
+    final = Path(final)
+    first = parts[0]
+    for part in parts[1:]:
+        for png in part.iterdir():
+            os.replace(png, first / png.name)
+        part.rmdir()
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(first, final)
+    return final
+
+
 class FrameWriter:
     """Base of the two writers: a bounded queue drained by one thread; atomic publish.
 

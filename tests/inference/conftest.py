@@ -6,6 +6,7 @@ bits of the view number, robust to H.264 so a decoded frame tells which source f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def stripe_frame(index: int, view: int, height: int = 720, width: int = 1280) ->
     bits = [(index >> b) & 1 for b in range(_BITS_INDEX)] + [(view >> b) & 1 for b in range(_BITS_VIEW)]
     frame = np.zeros((height, width, 3), np.uint8)
     edges = np.linspace(0, width, len(bits) + 1).astype(int)
-    for bit, a, b in zip(bits, edges[:-1], edges[1:]):
+    for bit, (a, b) in zip(bits, itertools.pairwise(edges)):
         frame[:, a:b] = 255 * bit
     return frame
 
@@ -33,7 +34,7 @@ def decode_stripes(frame: np.ndarray) -> tuple[int, int]:
     width = frame.shape[1]
     n = _BITS_INDEX + _BITS_VIEW
     edges = np.linspace(0, width, n + 1).astype(int)
-    bits = [int(frame[:, a + (b - a) // 4 : b - (b - a) // 4].mean() > 127) for a, b in zip(edges[:-1], edges[1:])]
+    bits = [int(frame[:, a + (b - a) // 4 : b - (b - a) // 4].mean() > 127) for a, b in itertools.pairwise(edges)]
     index = sum(bit << i for i, bit in enumerate(bits[:_BITS_INDEX]))
     view = sum(bit << i for i, bit in enumerate(bits[_BITS_INDEX:]))
     return index, view

@@ -129,7 +129,9 @@ def test_fps_mismatch(specs):
 
 
 def test_fps_not_dividing(specs):
-    with pytest.raises(InferenceError, match=r"`fps`: 12 does not divide the videos' 30 fps; fix: use an fps dividing 30"):
+    with pytest.raises(
+        InferenceError, match=r"`fps`: 12 does not divide the videos' 30 fps; fix: use an fps dividing 30"
+    ):
         specs.plan(specs.sample(fps=12))
     with pytest.raises(InferenceError, match="re-encode the videos at a whole fps"):
         specs.plan(specs.sample(video_fps=30.0 * 1000 / 1001))

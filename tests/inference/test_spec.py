@@ -26,6 +26,10 @@ NVIDIA_SIDECAR_ORDER = [
 ]  # fmt: skip
 
 
+WS_FRONT = "world_scenario_videos/ws_front_wide_120fov.mp4"
+WS_REAR = "world_scenario_videos/ws_rear_30fov.mp4"
+
+
 @pytest.fixture
 def spec_dir(tmp_path: Path) -> Path:
     """A spec folder like NVIDIA's example: prompt.txt, input_videos/, world_scenario_videos/ (empty files)."""
@@ -93,7 +97,7 @@ def test_sidecar_is_nvidia_compact_dump(spec_dir):
     [
         ({"output_dir": "outputs/multiview"}, "`output_dir`: unknown key"),
         ({"save_view_grid": True}, "`save_view_grid`: unknown key"),
-        ({"front_wide": {"control_path": "world_scenario_videos/ws_front_wide_120fov.mp4", "hdmap": "x"}}, "`front_wide.hdmap`"),
+        ({"front_wide": {"control_path": WS_FRONT, "hdmap": "x"}}, "`front_wide.hdmap`"),
         ({"guidance": 8}, "`guidance`: Input should be less than or equal to 7"),
         ({"guidance": 3.0}, "`guidance`: Input should be a valid integer"),
         ({"guidance": "4"}, "`guidance`"),
@@ -102,12 +106,15 @@ def test_sidecar_is_nvidia_compact_dump(spec_dir):
         ({"num_chunks": 0}, "`num_chunks`"),
         ({"enable_autoregressive": "yes"}, "`enable_autoregressive`: Input should be a valid boolean"),
         ({"save_combined_views": 0}, "`save_combined_views`"),
-        ({"rear": {"control_path": "world_scenario_videos/ws_rear_30fov.mp4", "num_conditional_frames_per_view": 6}}, "`rear.num_conditional_frames_per_view`"),
+        (
+            {"rear": {"control_path": WS_REAR, "num_conditional_frames_per_view": 6}},
+            "`rear.num_conditional_frames_per_view`",
+        ),
         ({"rear": {"control_path": "missing.mp4"}}, "`rear.control_path`: file not found"),
         ({"rear": {"control_path": "~/ws_rear_30fov.mp4"}}, "`~` is not expanded"),
         ({"prompt_path": "nope.txt", "prompt": "given"}, "`prompt_path`: file not found"),
     ],
-)  # fmt: skip
+)
 def test_rejected_fields_name_file_and_field(spec_dir, extra, where):
     path = write(spec_dir / "bad.json", sample(**extra))
     with pytest.raises(InferenceError) as info:
@@ -180,7 +187,7 @@ def test_jsonl_blank_lines_bad_json_and_duplicates(spec_dir):
 def test_json_list_and_suffix(spec_dir):
     path = spec_dir / "s.json"
     path.write_text(json.dumps([sample()]))
-    with pytest.raises(InferenceError, match="got a list of 1; write one object per line to a .jsonl"):
+    with pytest.raises(InferenceError, match=r"got a list of 1; write one object per line to a \.jsonl"):
         load_spec(path)
     with pytest.raises(InferenceError, match=r"must end in \.json .* or \.jsonl"):
         load_spec(spec_dir / "s.yaml")
@@ -207,7 +214,7 @@ def test_build_write_load_roundtrip(tmp_path):
     path = write_spec([data, {**data, "name": "clip2"}], spec_dir / "spec.jsonl")
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["name"] == "clip2"
-    a, b = load_spec(path)
+    a, _ = load_spec(path)
     assert a.rear.control_path == videos["camera_rear_tele_30fov"]
     assert (a.fps, a.num_chunks, a.enable_autoregressive, a.origin) == (15, 3, True, f"{path} line 1")
     one = write_spec([data], spec_dir / "one.json")
@@ -231,7 +238,7 @@ def test_build_sample_errors(tmp_path):
     cam = {"camera_front_wide_120fov": tmp_path / "c.mp4"}
     with pytest.raises(InferenceError, match="no Cosmos multiview view"):
         build_sample("n", {"camera_rear_30fov": tmp_path / "c.mp4"}, InferConfig(), tmp_path)
-    with pytest.raises(InferenceError, match="infer.num_conditional_frames=0"):
+    with pytest.raises(InferenceError, match=r"infer\.num_conditional_frames=0"):
         build_sample("n", cam, InferConfig(num_conditional_frames=1), tmp_path)
     data = build_sample("n", cam, InferConfig(num_conditional_frames=1), tmp_path, inputs=cam)
     assert data["front_wide"] == {"input_path": "c.mp4", "control_path": "c.mp4"}
@@ -249,5 +256,12 @@ def test_bad_names(name):
 
 def test_validate_sample_without_spec_file(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"")
-    s = validate_sample({"name": "n", "prompt": "p", "num_conditional_frames": 0, "front_tele": {"control_path": str(tmp_path / "c.mp4")}})
+    s = validate_sample(
+        {
+            "name": "n",
+            "prompt": "p",
+            "num_conditional_frames": 0,
+            "front_tele": {"control_path": str(tmp_path / "c.mp4")},
+        }
+    )
     assert s.active_views() == ("front_tele",)

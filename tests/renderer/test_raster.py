@@ -78,7 +78,12 @@ def test_depth_ties_earlier_draw_wins(r1):
     img = r1.render([blue, red])
     assert tuple(img[75, 75]) == (0, 0, 255)
     # within one batch too: triangles are processed in index order
-    img = r1.render([DrawBatch.concatenate([blue, red])])
+    both = DrawBatch(
+        np.concatenate([blue.vertices_px, red.vertices_px]),
+        np.concatenate([blue.colors, red.colors]),
+        np.concatenate([blue.faces, red.faces + 4]),
+    )
+    img = r1.render([both])
     assert tuple(img[75, 75]) == (0, 0, 255)
 
 

@@ -121,6 +121,52 @@ def test_worker_processes_png(tmp_path):
     assert sorted(p.name for p in (tmp_path / "clip0").iterdir()) == sorted(CAMS)
 
 
+@pytest.mark.parametrize("png", [False, True])
+def test_more_workers_than_cameras_split_frames_into_segments(tmp_path, png):
+    res = render_clip(
+        make_scene(40),
+        tmp_path,
+        cameras=CAMS[:1],
+        frames=(1, 33),
+        msaa=1,
+        device="cpu",
+        preset="ultrafast",
+        png=png,
+        workers=2,
+        frame_builder=BarBuilder(),
+    )
+    (r,) = res
+    assert r.frames == 32 and r.frame_range == (1, 33)
+    assert [p.name for p in (tmp_path / "clip0").iterdir()] == [r.path.name]  # segments joined, none left
+    if png:
+        names = sorted(p.name for p in r.path.iterdir())
+        assert names == [f"{i:06d}.png" for i in range(1, 33)]
+        frames = [imageio.imread(r.path / n) for n in (names[0], names[20])]
+        timeline = [1, 21]
+    else:
+        video = read_video(r.path)
+        assert video.shape[0] == 32
+        frames, timeline = [video[0], video[20]], [1, 21]
+    for img, f in zip(frames, timeline):  # bar of frame f at u = 40 f (off-screen after frame 31)
+        assert img[360, 40 * f + 20, 0] > 200
+
+
+def test_plan_tasks_segments():
+    from scene2world.renderer.render import plan_tasks
+
+    assert [(t.camera, t.start, t.end) for t in plan_tasks(["a", "b"], 0, 100, 2, "x")] == [
+        ("a", 0, 100),
+        ("b", 0, 100),
+    ]
+    tasks = plan_tasks(["a", "b"], 10, 110, 5, "x")
+    assert [(t.camera, t.start, t.end, t.index, t.count) for t in tasks][:3] == [
+        ("a", 10, 43, 0, 3),
+        ("a", 43, 77, 1, 3),
+        ("a", 77, 110, 2, 3),
+    ]
+    assert len(plan_tasks(["a"], 0, 20, 16, "x")) == 1  # segments stay >= 16 frames
+
+
 def test_render_png_frame_matches_video_frame(tmp_path):
     img = render_png_frame(make_scene(), CAMS[2], 3, msaa=4, device="cpu", frame_builder=BarBuilder())
     assert img.shape == (720, 1280, 3) and img.dtype == np.uint8

@@ -29,7 +29,7 @@ from scene2world.scene.rig import rig_SE3_cam_from_nominal
 
 REPO = Path(__file__).resolve().parents[2]
 _LOCAL_CLIP = REPO / "tests" / "data" / "cdd_rdshq_example" / "clip"
-RDSHQ_CLIP = _LOCAL_CLIP if _LOCAL_CLIP.is_dir() else Path("/work/shared/data/cdd_rdshq_example/clip")
+RDSHQ_CLIP = _LOCAL_CLIP
 
 LANE_TYPES = (
     "WHITE SOLID_SINGLE",
