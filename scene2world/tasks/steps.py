@@ -66,7 +66,7 @@ _COMMON = {"persist_result": True, "result_serializer": "json", "cache_expiratio
     task_run_name="download-{cfg.source}",
     retries=2,
     retry_delay_seconds=[2, 10],
-    cache_policy=StepKey(download_key),
+    cache_policy=StepKey(key_of=download_key),
     tags=["scene2world", "download"],
     **_COMMON,
 )
@@ -76,7 +76,7 @@ def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path
     return _report(result)
 
 
-@task(name="render", cache_policy=StepKey(render_key), tags=["scene2world", "render"], **_COMMON)
+@task(name="render", cache_policy=StepKey(key_of=render_key), tags=["scene2world", "render"], **_COMMON)
 def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Render the control videos of every clip and camera."""
     source = render_step.resolve_input(Path(download["manifest"]))
@@ -84,7 +84,7 @@ def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) ->
     return _report(result)
 
 
-@task(name="infer", cache_policy=StepKey(infer_key), tags=["scene2world", "infer", "gpu"], **_COMMON)
+@task(name="infer", cache_policy=StepKey(key_of=infer_key), tags=["scene2world", "infer", "gpu"], **_COMMON)
 def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Run the Cosmos engine (or the preview engine) under torchrun on every clip."""
     logger = get_run_logger()
@@ -94,7 +94,7 @@ def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dic
     return _report(result)
 
 
-@task(name="package", cache_policy=StepKey(package_key), tags=["scene2world", "package"], **_COMMON)
+@task(name="package", cache_policy=StepKey(key_of=package_key), tags=["scene2world", "package"], **_COMMON)
 def package_task(
     cfg: PackageConfig,
     render: dict[str, Any],
