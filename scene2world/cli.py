@@ -87,7 +87,7 @@ def cmd_download(args: argparse.Namespace) -> Path:
 
 def cmd_render(args: argparse.Namespace) -> Path:
     """Render control videos for every clip under INPUT (a folder or a download manifest)."""
-    from scene2world.config import RenderConfig
+    from scene2world.config import updated
     from scene2world.renderer.step import resolve_input, run_render
 
     cfg = _config(args)
@@ -100,7 +100,7 @@ def cmd_render(args: argparse.Namespace) -> Path:
             update[name] = value
     if args.png:
         update["png"] = True
-    render_cfg = RenderConfig.model_validate({**cfg.render.model_dump(), **update})
+    render_cfg = updated(cfg.render, update, "command line")
     source = resolve_input(Path(args.input))
     with _progress("rendering") as bar:
         task = bar.add_task("render", total=None)
@@ -115,7 +115,7 @@ def cmd_render(args: argparse.Namespace) -> Path:
 
 def cmd_infer(args: argparse.Namespace) -> Path:
     """Run inference on a render manifest, or on a Cosmos spec file as is."""
-    from scene2world.config import InferConfig
+    from scene2world.config import updated
 
     cfg = _config(args)
     update: dict[str, Any] = {}
@@ -123,7 +123,7 @@ def cmd_infer(args: argparse.Namespace) -> Path:
         update["engine"] = args.engine
     if args.nproc is not None:
         update["nproc_per_node"] = args.nproc
-    infer_cfg = InferConfig.model_validate({**cfg.infer.model_dump(), **update})
+    infer_cfg = updated(cfg.infer, update, "command line")
     target = Path(args.spec_or_manifest)
 
     def echo(line: str) -> None:

@@ -8,7 +8,7 @@ message naming the file, the key, the value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +34,9 @@ NVIDIA_EXAMPLE1_URL = (
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
 class DownloadConfig(_Model):
@@ -227,5 +230,13 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         source += " + --set"
     try:
         return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from e
+
+
+def updated(model: _ModelT, changes: dict[str, Any], source: str) -> _ModelT:
+    """A copy of ``model`` with ``changes`` applied and validated; ConfigError names the option."""
+    try:
+        return type(model).model_validate({**model.model_dump(), **changes})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from e

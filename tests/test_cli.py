@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from scene2world.cli import main
+from tests.conftest import EXAMPLE
+
+
+def _last_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("render:\n  msaa: 3\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "`render.msaa`" in err[0] and "Input should be 1 or 4" in err[0]
+
+
+def test_download_prints_its_manifest_last_and_hits_the_second_time(tmp_path, capsys):
+    args = ["download", str(EXAMPLE), "--set", f"data_root={tmp_path}"]
+    assert main(args) == 0
+    first = Path(_last_line(capsys.readouterr().out))
+    assert first.name == "manifest.json" and first.is_file()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert Path(_last_line(captured.out)) == first
+    assert "cache hit" in captured.err
+
+
+def test_download_of_a_missing_folder_is_a_user_error(tmp_path, capsys):
+    assert main(["download", str(tmp_path / "nope"), "--set", f"data_root={tmp_path}"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_render_rejects_unknown_camera_before_rendering(tmp_path, capsys):
+    code = main(["render", str(EXAMPLE), "--cameras", "camera_roof_360", "--set", f"data_root={tmp_path}"])
+    assert code == 2
+    assert "camera_roof_360" in capsys.readouterr().err
+
+
+def test_render_frame_range_outside_the_clip(tmp_path, capsys):
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", "camera_front_wide_120fov", "--frames", "500:510",
+         "--set", f"data_root={tmp_path}"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "500" in err and "151" in err
+    assert not list((tmp_path / "render").glob("*/manifest.json")) if (tmp_path / "render").exists() else True
+
+
+def test_render_png_frames(tmp_path, capsys):
+    out = tmp_path / "png"
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", "camera_front_wide_120fov", "--frames", "10:12", "--png",
+         "--out", str(out), "--set", f"data_root={tmp_path / 'data'}"]
+    )  # fmt: skip
+    assert code == 0
+    assert Path(_last_line(capsys.readouterr().out)) == out / "manifest.json"
+    frames = sorted(p.name for p in (out / "s2w_demo_curve_0001" / "camera_front_wide_120fov").iterdir())
+    assert frames == ["000010.png", "000011.png"]
+
+
+def test_render_refuses_to_overwrite_a_users_folder(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", "camera_front_wide_120fov", "--frames", "0:2", "--png",
+         "--out", str(out), "--set", f"data_root={tmp_path / 'data'}"]
+    )  # fmt: skip
+    assert code == 2
+    assert (out / "thesis.tex").read_text() == "keep me"
+    assert "not a scene2world output" in capsys.readouterr().err
+
+
+def test_infer_on_a_download_manifest_is_a_user_error(tmp_path, capsys):
+    assert main(["download", str(EXAMPLE), "--set", f"data_root={tmp_path}"]) == 0
+    manifest = _last_line(capsys.readouterr().out)
+    assert main(["infer", manifest, "--set", f"data_root={tmp_path}"]) == 2
+    assert "render manifest" in capsys.readouterr().err
+
+
+def test_verify_reports_a_tampered_folder(tmp_path, capsys):
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "manifest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["render"], ["frobnicate"]])
+def test_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
