@@ -240,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     scene = load_bench_scene(args.scene, args.frames)
     workers = args.workers or [min(cores, 16)]
     report: dict = {
-        "machine": {"cpu_cores": cores, "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpu_cores": cores,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_1m_before": round(os.getloadavg()[0], 2),  # other work on the machine skews figures
+        },
         "scene": {"clip_id": scene.clip_id, "frames": scene.num_frames, "cameras": len(scene.camera_names)},
         "runs": [],
     }
@@ -272,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"[msaa {msaa}] render+encode (render_clip, workers {ew or 'default'}, preset {args.preset}): "
                 f"{e['seconds']} s for {e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s"
             )
+    report["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    print(
+        f"load average (1 min) before {report['machine']['loadavg_1m_before']}, after {report['machine']['loadavg_1m_after']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

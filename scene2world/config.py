@@ -8,7 +8,7 @@ message naming the file, the key, the value and what is allowed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -25,6 +25,9 @@ CameraNameLiteral = Literal[
     "camera_rear_right_70fov",
     "camera_rear_tele_30fov",
 ]
+CAMERA_NAMES: tuple[CameraNameLiteral, ...] = get_args(CameraNameLiteral)
+if CAMERA_NAMES != DEFAULT_CAMERA_NAMES:  # the Literal mirrors scene.model.CameraName for the schema
+    raise ImportError("config.CameraNameLiteral is out of step with scene.model.CameraName")
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 
 NVIDIA_EXAMPLE1_URL = (
@@ -62,7 +65,7 @@ class RenderConfig(_Model):
     """World-scenario control-video rendering (NVIDIA v3 look)."""
 
     cameras: list[CameraNameLiteral] = Field(
-        default_factory=lambda: list(DEFAULT_CAMERA_NAMES), description="Rig cameras to render (underscore names)."
+        default_factory=lambda: list(CAMERA_NAMES), description="Rig cameras to render (underscore names)."
     )
     frames: str | None = Field(
         None,

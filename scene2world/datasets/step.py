@@ -43,10 +43,16 @@ def local_key(cfg: DownloadConfig, datasets: dict[str, str]) -> str | None:
     be asked whether they changed)."""
     src = sources.classify(resolve_source(cfg.source, datasets))
     if src.kind == "folder":
-        return _key(digest.tree_digest(src.path), cfg)
+        return _key(digest.tree_digest(_local(src)), cfg)
     if src.kind == "archive":
-        return _key(sha256_file(src.path), cfg)
+        return _key(sha256_file(_local(src)), cfg)
     return None
+
+
+def _local(src: sources.Source) -> Path:
+    if src.path is None:  # classify() sets path for every local kind
+        raise DatasetError(f"{src.value}: not a local folder or archive")
+    return src.path
 
 
 def run_download(
@@ -64,23 +70,25 @@ def run_download(
     src = sources.classify(resolved)
     timings: dict[str, float] = {}
     not_modified = None
+    archive_path: Path | None
     if src.kind == "url":
-        url_dir = data_root / "downloads" / hashlib.sha256(src.url.encode()).hexdigest()[:20]
+        url = src.url or resolved
+        url_dir = data_root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
         fetched = fetch.fetch(
-            src.url, url_dir, sha256=cfg.sha256, retries=cfg.retries, timeout_s=cfg.timeout_s, progress=progress
+            url, url_dir, sha256=cfg.sha256, retries=cfg.retries, timeout_s=cfg.timeout_s, progress=progress
         )
         archive_path = fetched.path
         not_modified = fetched.not_modified
         content = sha256_file(archive_path)
         timings["fetch"] = time.perf_counter() - t0
     elif src.kind == "archive":
-        archive_path = src.path
+        archive_path = _local(src)
         content = sha256_file(archive_path)
         if cfg.sha256 and content != cfg.sha256:
             raise DatasetError(f"{archive_path}: sha256 is {content}, but download.sha256 pins {cfg.sha256}")
     else:
         archive_path = None
-        content = digest.tree_digest(src.path)
+        content = digest.tree_digest(_local(src))
     key = _key(content, cfg)
     out_dir = Path(out_dir) if out_dir else cache.store_dir(data_root, STEP, key)
     if (hit := cache.lookup(out_dir, key)) is not None:
@@ -93,7 +101,7 @@ def run_download(
         if archive_path is not None:
             extract.extract_archive(archive_path, dataset, max_bytes=cfg.max_extract_bytes)
         else:
-            _copy_tree(src.path, dataset)
+            _copy_tree(_local(src), dataset)
         timings["copy_or_extract"] = time.perf_counter() - t1
         clips = discover_clips(dataset)
         if cfg.clip_ids:

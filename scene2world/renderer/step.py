@@ -109,7 +109,7 @@ def run_render(
     with cache.staging(out_dir) as tmp:
         for clip in source.clips:
             scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=list(cfg.cameras))
-            cam_keys = {
+            cam_keys: dict[str, str] = {
                 cam: cache.step_key("render-camera", STEP_VERSION, settings=settings, scene=scene.content_digest(cam))
                 for cam in cfg.cameras
             }

@@ -58,9 +58,6 @@ def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
     return key, package_step.run_dir_for(Path(inputs["runs_dir"]), inputs["name"], key)
 
 
-_COMMON = {"persist_result": True, "result_serializer": "json", "cache_expiration": CACHE_EXPIRATION}
-
-
 @task(
     name="download",
     task_run_name="download-{cfg.source}",
@@ -68,7 +65,9 @@ _COMMON = {"persist_result": True, "result_serializer": "json", "cache_expiratio
     retry_delay_seconds=[2, 10],
     cache_policy=StepKey(key_of=download_key),
     tags=["scene2world", "download"],
-    **_COMMON,
+    persist_result=True,
+    result_serializer="json",
+    cache_expiration=CACHE_EXPIRATION,
 )
 def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path) -> dict[str, Any]:
     """Fetch or copy the dataset and discover its clips."""
@@ -76,7 +75,14 @@ def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path
     return _report(result)
 
 
-@task(name="render", cache_policy=StepKey(key_of=render_key), tags=["scene2world", "render"], **_COMMON)
+@task(
+    name="render",
+    cache_policy=StepKey(key_of=render_key),
+    tags=["scene2world", "render"],
+    persist_result=True,
+    result_serializer="json",
+    cache_expiration=CACHE_EXPIRATION,
+)
 def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Render the control videos of every clip and camera."""
     source = render_step.resolve_input(Path(download["manifest"]))
@@ -84,7 +90,14 @@ def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) ->
     return _report(result)
 
 
-@task(name="infer", cache_policy=StepKey(key_of=infer_key), tags=["scene2world", "infer", "gpu"], **_COMMON)
+@task(
+    name="infer",
+    cache_policy=StepKey(key_of=infer_key),
+    tags=["scene2world", "infer", "gpu"],
+    persist_result=True,
+    result_serializer="json",
+    cache_expiration=CACHE_EXPIRATION,
+)
 def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Run the Cosmos engine (or the preview engine) under torchrun on every clip."""
     logger = get_run_logger()
@@ -94,7 +107,14 @@ def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dic
     return _report(result)
 
 
-@task(name="package", cache_policy=StepKey(key_of=package_key), tags=["scene2world", "package"], **_COMMON)
+@task(
+    name="package",
+    cache_policy=StepKey(key_of=package_key),
+    tags=["scene2world", "package"],
+    persist_result=True,
+    result_serializer="json",
+    cache_expiration=CACHE_EXPIRATION,
+)
 def package_task(
     cfg: PackageConfig,
     render: dict[str, Any],
