@@ -278,9 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{e['seconds']} s for {e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s"
             )
     report["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
-    print(
-        f"load average (1 min) before {report['machine']['loadavg_1m_before']}, after {report['machine']['loadavg_1m_after']}"
-    )
+    m = report["machine"]
+    print(f"load average (1 min) before {m['loadavg_1m_before']}, after {m['loadavg_1m_after']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

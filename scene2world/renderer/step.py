@@ -104,13 +104,14 @@ def run_render(
 
     frames = parse_frames(cfg.frames)
     settings = settings_of(cfg)
+    per_camera = {k: v for k, v in settings.items() if k != "cameras"}
     clips_data: dict[str, Any] = {}
     rendered = reused = 0
     with cache.staging(out_dir) as tmp:
         for clip in source.clips:
             scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=list(cfg.cameras))
             cam_keys: dict[str, str] = {
-                cam: cache.step_key("render-camera", STEP_VERSION, settings=settings, scene=scene.content_digest(cam))
+                cam: cache.step_key("render-camera", STEP_VERSION, settings=per_camera, scene=scene.content_digest(cam))
                 for cam in cfg.cameras
             }
             todo = [cam for cam, k in cam_keys.items() if cache.lookup(_camera_dir(data_root, k), k) is None]
