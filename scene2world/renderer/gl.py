@@ -283,6 +283,13 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
 
         samples = 4
         _pack_invert: bool | None = None
+        _main_fb: Any
+        _main_fb_ms: Any
+        _main_fb_dims: Any
+        _main_cb: Any
+        _main_db: Any
+        _main_cb_ms: Any
+        _main_db_ms: Any
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -401,6 +408,9 @@ def _shared_display_platform_class() -> type:
         return int(ctypes.cast(display, ctypes.c_void_p).value or 0)
 
     class SharedDisplayEGLPlatform(egl.EGLPlatform):  # type: ignore[misc, name-defined]
+        _egl_display: Any
+        _egl_context: Any
+
         def init_context(self) -> None:
             super().init_context()
             k = key(self._egl_display)

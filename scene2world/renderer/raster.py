@@ -70,6 +70,9 @@ def _dynamic_primitive_class(pyrender: Any) -> type:
     class DynamicPrimitive(pyrender.Primitive):  # type: ignore[misc, name-defined]
         """A TRIANGLES primitive (positions + RGB colours) whose buffers are refilled per frame."""
 
+        _vaid: Any
+        _buffers: list[int]
+
         def __init__(self, material: Any) -> None:
             super().__init__(
                 positions=np.zeros((3, 3), np.float32),

@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from scene2world.errors import RenderError
+from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
@@ -64,7 +65,7 @@ IMAGE_WIDTH_PX = 1280
 IMAGE_HEIGHT_PX = 720
 """Height of NVIDIA's control videos."""
 
-Look = Literal["nvidia", "fixed"]
+
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: camera-frames finished so far and in all, for this call."""
 
@@ -96,23 +97,23 @@ class FrameBuilder(Protocol):
     Must be picklable (it is sent to the worker processes).
     """
 
-    def prepare(self, scene: Scene, look: str) -> Any:
+    def prepare(self, scene: Scene, look: Look) -> Any:
         """Precompute what does not change per frame (``frame.prepare_static``)."""
 
-    def build(self, scene: Scene, camera: str, frame: int, look: str, prepared: Any) -> list[Any]:
+    def build(self, scene: Scene, camera: str, frame: int, look: Look, prepared: Any) -> list[Any]:
         """Return the frame's ordered ``list[DrawBatch]`` (``frame.build_frame``)."""
 
 
 class GeometryBuilder:
     """The default :class:`FrameBuilder`: the geometry of :mod:`scene2world.renderer.frame`."""
 
-    def prepare(self, scene: Scene, look: str) -> Any:
+    def prepare(self, scene: Scene, look: Look) -> Any:
         """Call ``frame.prepare_static``."""
         from scene2world.renderer.frame import prepare_static
 
         return prepare_static(scene, look)
 
-    def build(self, scene: Scene, camera: str, frame: int, look: str, prepared: Any) -> list[Any]:
+    def build(self, scene: Scene, camera: str, frame: int, look: Look, prepared: Any) -> list[Any]:
         """Call ``frame.build_frame``."""
         from scene2world.renderer.frame import build_frame
 
@@ -126,7 +127,7 @@ class _Job:
     out_dir: Path
     start: int
     end: int
-    look: str
+    look: Look
     msaa: int
     device: str
     crf: int

@@ -285,7 +285,7 @@ class VideoWriter(FrameWriter):
 
     def _consume(self, frame: np.ndarray) -> None:
         assert self._proc.stdin is not None
-        self._proc.stdin.write(memoryview(frame).cast("B"))
+        self._proc.stdin.write(frame.data.cast("B"))
 
     def _wrap_error(self, e: BaseException) -> RenderError:
         tail = "\n".join(self._stderr) or "(no ffmpeg output)"

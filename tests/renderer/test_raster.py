@@ -185,3 +185,20 @@ def test_closed_rasterizer_refuses():
     r.close()
     with pytest.raises(RenderError, match="closed"):
         r.render([])
+
+
+def test_missing_gl_library_names_apt_packages():
+    import ctypes.util
+    import subprocess
+    import sys
+
+    if ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is installed: cannot simulate a missing GL library")
+    code = (
+        "from scene2world.renderer.raster import Rasterizer\n"
+        "from scene2world.errors import RenderError\n"
+        "try:\n    Rasterizer(64, 32)\nexcept RenderError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYOPENGL_PLATFORM": "osmesa"}  # a platform whose library is absent here
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert "libegl1 libgl1 libgl1-mesa-dri" in out.stdout, out.stderr[-2000:]
