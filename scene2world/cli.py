@@ -28,6 +28,8 @@ def _setup_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if home := os.environ.get("PREFECT_HOME"):  # Prefect creates only the last folder of it
+        Path(home).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -241,11 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_env()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         manifest = args.func(args)
     except Scene2WorldError as e:

@@ -255,7 +255,7 @@ def _traffic_lights(static: StaticGeometry, cam_SE3_world: NDArrayFloat, camera:
 
 
 def _dynamic_boxes(
-    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera
+    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera, cull_caps: bool = True
 ) -> DrawBatch:
     objects = scene.objects_at_frame(frame)
     if len(objects) == 0:
@@ -287,7 +287,12 @@ def _dynamic_boxes(
     )
     edge_rgb = np.broadcast_to(_rgb(BOX_EDGE_COLOR), (len(kept) * ne, 3))
     ev, ec, ef, esrc = line_mesh(
-        camera, corners_cam[:, BOX_EDGES].reshape(-1, 2, 3), edge_rgb, BOX_EDGE_WIDTH_PX, clip_and_subdivide=fixed
+        camera,
+        corners_cam[:, BOX_EDGES].reshape(-1, 2, 3),
+        edge_rgb,
+        BOX_EDGE_WIDTH_PX,
+        clip_and_subdivide=fixed,
+        cull_caps=cull_caps,
     )
     # NVIDIA draws box by box: its faces, then its edges.
     key = np.concatenate([(fsrc // nf) * 2, (esrc // ne) * 2 + 1])
@@ -301,6 +306,8 @@ def build_frame(
     frame: int,
     look: Look = "nvidia",
     prepared_static: StaticGeometry | None = None,
+    *,
+    cull_caps: bool = True,
 ) -> list[DrawBatch]:
     """NVIDIA's ordered draw batches of ``camera_name`` at ``frame`` (1280x720 pixel space).
 
@@ -310,6 +317,9 @@ def build_frame(
         frame: index on the scene's 30 fps timeline.
         look: ``nvidia`` or ``fixed``.
         prepared_static: :func:`prepare_static` of this scene and look (built here when None).
+        cull_caps: leave out the line caps that neighbouring quads cover (same picture, far fewer
+            triangles, see :func:`scene2world.renderer.primitives.line_cap_plan`); False draws
+            every cap as NVIDIA's shader does.
 
     Returns:
         ``[static_lines, static_triangles, traffic_lights, dynamic_boxes]`` (possibly empty batches).
@@ -338,6 +348,7 @@ def build_frame(
             static.line_colors,
             static.line_widths_px,
             clip_and_subdivide=True,
+            cull_caps=cull_caps,
             label="static_lines",
         )
     else:
@@ -353,6 +364,7 @@ def build_frame(
             camera.width_px,
             camera.height_px,
             "static_lines",
+            cull_caps=cull_caps,
         )
     triangles = project_triangles(
         camera,
@@ -365,5 +377,5 @@ def build_frame(
         lines,
         triangles,
         _traffic_lights(static, cam_SE3_world, camera, frame),
-        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera),
+        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera, cull_caps),
     ]

@@ -422,6 +422,17 @@ def _line_vertex_weights() -> np.ndarray:
 
 VERTICES_PER_SEGMENT = 24
 TRIANGLES_PER_SEGMENT = 18
+"""Triangles of a segment with both caps: quad 2, start cap 8, end cap 8 (:func:`_line_faces_template`)."""
+
+CAP_CULL_MAX_BEND_RAD = 0.05
+"""Cap culling: largest NDC direction change at a joint whose caps may be left out."""
+
+CAP_CULL_MAX_STEP_PX = 1.0 / 256.0
+"""Cap culling: largest half-width step (px) at a joint whose two caps may both be left out
+(about the rasteriser's sub-pixel precision); above it only the smaller cap is left out."""
+
+CAP_CULL_MIN_WEDGE_PX2 = 1e-4
+"""Cap culling: outer-side wedges (h²·θ/2, px²) smaller than this get no join triangle."""
 
 
 def expand_lines(
@@ -433,6 +444,8 @@ def expand_lines(
     image_width_px: int,
     image_height_px: int,
     label: str = "lines",
+    *,
+    cull_caps: bool = True,
 ) -> DrawBatch:
     """Expand projected segments into quads with round caps (NVIDIA's line geometry shader).
 
@@ -446,15 +459,92 @@ def expand_lines(
         image_width_px: viewport width W.
         image_height_px: viewport height H.
         label: the batch label.
+        cull_caps: leave out the caps that the neighbouring quads cover (:func:`line_cap_plan`);
+            False emits every cap, as NVIDIA's shader does.
 
     Returns:
-        A :class:`DrawBatch` with 18 triangles per drawn segment, in segment order (quad, cap at
-        the start, cap at the end). Segments that cannot produce a visible fragment are skipped:
-        both ends nearer than the near plane or farther than 200 m, zero length in NDC (NVIDIA's
-        shader normalises a zero vector), or entirely outside the viewport.
+        A :class:`DrawBatch`, in segment order: per drawn segment its quad, its start cap, its
+        end cap (and, with ``cull_caps``, a join triangle after it where its end cap and the next
+        segment's start cap were both left out); 18 triangles per segment without culling.
+        Segments that cannot produce a visible fragment are skipped: both ends nearer than the
+        near plane or farther than 200 m, zero length in NDC (NVIDIA's shader normalises a zero
+        vector), or entirely outside the viewport.
     """
-    vertices, colors, faces, _ = _expand(uvz0, uvz1, rgb0, rgb1, width_px, image_width_px, image_height_px)
+    vertices, colors, faces, _ = _expand(
+        uvz0, uvz1, rgb0, rgb1, width_px, image_width_px, image_height_px, cull_caps=cull_caps
+    )
     return DrawBatch(vertices, colors, faces, label)
+
+
+def line_cap_plan(
+    p0: NDArrayFloat,
+    p1: NDArrayFloat,
+    c0: NDArrayFloat,
+    c1: NDArrayFloat,
+    width: NDArrayFloat,
+    rows: NDArrayInt,
+    direction: NDArrayFloat,
+    half: NDArrayFloat,
+    image_width_px: float,
+) -> tuple[NDArrayBool, NDArrayBool, NDArrayBool, NDArrayBool]:
+    """Which caps of the drawn segments ``rows`` a chain's quads make redundant.
+
+    Segments ``rows[k]`` and ``rows[k + 1]`` form a joint when they are consecutive in the input,
+    share their end point (pixels and depth), colour and nominal width, and turn by less than
+    :data:`CAP_CULL_MAX_BEND_RAD` in NDC. All the shader's shapes are NDC rectangles and NDC
+    half discs (the 8-piece half polygons inscribed in them) mapped to pixels by one affine map,
+    so coverage is argued in NDC, with ``h`` the half width:
+
+    - on a straight chain the two caps at a joint lie inside the neighbouring quads (a cap
+      reaching past a chain end lies inside that end's cap, which is kept);
+    - a turn by θ leaves a wedge of angle θ and radius h on the outer side between the two quads;
+      the caps filled it, a *join triangle* (joint, the two outer quad corners) fills it now, up
+      to the arc's sagitta h·θ²/8. Wedges under :data:`CAP_CULL_MIN_WEDGE_PX2` get none;
+    - a depth change steps the half width between the quads; when the step exceeds
+      :data:`CAP_CULL_MAX_STEP_PX` only the cap of the smaller radius is left out (it lies inside
+      the wider neighbour), the larger one is kept (and fills the wedge).
+
+    Args:
+        p0: (S, 3) segment starts (u, v px, depth m) of all input segments.
+        p1: (S, 3) segment ends.
+        c0: (S, 3) base colours at the starts.
+        c1: (S, 3) base colours at the ends.
+        width: (S,) nominal widths.
+        rows: (m,) the drawn segments, increasing.
+        direction: (m, 2) unit NDC directions of the drawn segments.
+        half: (m,) their NDC half widths.
+        image_width_px: W (a NDC length times W/2 bounds its pixel length).
+
+    Returns:
+        ``start_cap`` (m,), ``end_cap`` (m,): which caps to emit; ``join`` (m,): a join triangle
+        after row k (between rows k and k + 1); ``join_positive`` (m,): its outer side is +normal.
+    """
+    m = len(rows)
+    start_cap = np.ones(m, bool)
+    end_cap = np.ones(m, bool)
+    join = np.zeros(m, bool)
+    join_positive = np.zeros(m, bool)
+    if m < 2:
+        return start_cap, end_cap, join, join_positive
+    a, b = rows[:-1], rows[1:]
+    linked = (b == a + 1) & (width[a] == width[b]) & np.all(c1[a] == c0[b], axis=1)
+    linked &= np.all(np.abs(p1[a, :2] - p0[b, :2]) <= 1e-4, axis=1) & (np.abs(p1[a, 2] - p0[b, 2]) <= 1e-6)
+    da, db = direction[:-1], direction[1:]
+    cos = da[:, 0] * db[:, 0] + da[:, 1] * db[:, 1]
+    cross = da[:, 0] * db[:, 1] - da[:, 1] * db[:, 0]
+    smooth = linked & (cos >= np.cos(CAP_CULL_MAX_BEND_RAD))
+    to_px = image_width_px / 2.0
+    step_px = np.abs(half[:-1] - half[1:]) * to_px
+    both = smooth & (step_px <= CAP_CULL_MAX_STEP_PX)
+    only_smaller = smooth & ~both
+    # both caps out; else the smaller one (the start cap of the next row when it is narrower)
+    end_cap[:-1] &= ~(both | (only_smaller & (half[:-1] <= half[1:])))
+    start_cap[1:] &= ~(both | (only_smaller & (half[:-1] > half[1:])))
+    h_px = np.maximum(half[:-1], half[1:]) * to_px
+    join[:-1] = both & (h_px * h_px * np.abs(cross) / 2.0 >= CAP_CULL_MIN_WEDGE_PX2)
+    # turning left in NDC (cross > 0) leaves the wedge on the right, the −normal side
+    join_positive[:-1] = cross < 0
+    return start_cap, end_cap, join, join_positive
 
 
 def _expand(
@@ -465,6 +555,8 @@ def _expand(
     width_px: NDArrayFloat | float,
     image_width_px: int,
     image_height_px: int,
+    *,
+    cull_caps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`expand_lines` returning (vertices, colours, faces, source segment of each face)."""
     p0 = _as(uvz0, "uvz0", (3,))
@@ -516,9 +608,36 @@ def _expand(
             np.stack([fade0[:, channel], fade1[:, channel]], axis=1).astype(np.float32) @ weights[:2]
         )
     m = len(idx)
-    faces = _line_faces_template()[None] + (np.arange(m, dtype=np.int32) * VERTICES_PER_SEGMENT)[:, None, None]
-    src = np.repeat(idx, TRIANGLES_PER_SEGMENT)
-    return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces.reshape(-1, 3), src
+    base = (np.arange(m, dtype=np.int32) * VERTICES_PER_SEGMENT)[:, None, None]
+    if not cull_caps:
+        faces = _line_faces_template()[None] + base
+        src = np.repeat(idx, TRIANGLES_PER_SEGMENT)
+        return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces.reshape(-1, 3), src
+    unit = np.stack([dx[idx], dy[idx]], axis=1) / length[:, None]
+    start_cap, end_cap, join, join_positive = line_cap_plan(p0, p1, c0, c1, width, idx, unit, half, w)
+    slots = _line_faces_template_with_join()  # (2, 19, 3): join triangle on the −/+ normal side
+    faces = slots[join_positive.astype(np.intp)] + base
+    emit = np.empty((m, TRIANGLES_PER_SEGMENT + 1), bool)
+    emit[:, :2] = True
+    emit[:, 2 : 2 + CAP_SEGMENTS] = start_cap[:, None]
+    emit[:, 2 + CAP_SEGMENTS : 2 + 2 * CAP_SEGMENTS] = end_cap[:, None]
+    emit[:, -1] = join
+    src = np.broadcast_to(idx[:, None], emit.shape)[emit]
+    return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces[emit], src
+
+
+@cache
+def _line_faces_template_with_join() -> NDArrayInt:
+    """(2, 19, 3): :func:`_line_faces_template` plus a join triangle towards the next segment.
+
+    The join triangle joins the end point (vertex 14), this quad's outer end corner (3 on the
+    −normal side, 2 on the +normal side) and the next segment's outer start corner (its vertex
+    1, resp. 0, i.e. 24 + 1, resp. 24 + 0); [0] is the −normal side, [1] the +normal side.
+    """
+    base = _line_faces_template()
+    minus = np.array([[14, 3, VERTICES_PER_SEGMENT + 1]], dtype=np.int32)
+    plus = np.array([[14, 2, VERTICES_PER_SEGMENT + 0]], dtype=np.int32)
+    return np.stack([np.concatenate([base, minus]), np.concatenate([base, plus])])
 
 
 def project_lines(
@@ -528,6 +647,7 @@ def project_lines(
     width_px: NDArrayFloat | float,
     *,
     clip_and_subdivide: bool = False,
+    cull_caps: bool = True,
     label: str = "lines",
 ) -> DrawBatch:
     """Project camera-frame segments and expand them into a pixel-space mesh.
@@ -540,9 +660,10 @@ def project_lines(
         clip_and_subdivide: ``fixed`` look: clip at :data:`FIXED_NEAR_M` in 3D and split segments
             until their chords are within :data:`MAX_CHORD_ERROR_PX`; otherwise NVIDIA's chords,
             near-clipped by the rasteriser on screen-linear depth.
+        cull_caps: leave out caps covered by the neighbouring quads (see :func:`expand_lines`).
         label: the batch label.
     """
-    vertices, colors, faces, _ = line_mesh(camera, segments_cam, rgb, width_px, clip_and_subdivide)
+    vertices, colors, faces, _ = line_mesh(camera, segments_cam, rgb, width_px, clip_and_subdivide, cull_caps)
     return DrawBatch(vertices, colors, faces, label)
 
 
@@ -552,6 +673,7 @@ def line_mesh(
     rgb: NDArrayFloat,
     width_px: NDArrayFloat | float,
     clip_and_subdivide: bool = False,
+    cull_caps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`project_lines` as arrays: (vertices, colours, faces, source segment of each face)."""
     seg = _as(segments_cam, "segments_cam", (2, 3))
@@ -568,7 +690,14 @@ def line_mesh(
         src = src[piece_src]
     uvz = _project_uvz(camera, seg)
     vertices, colors, faces, face_src = _expand(
-        uvz[:, 0], uvz[:, 1], col[:, 0], col[:, 1], width[src], camera.width_px, camera.height_px
+        uvz[:, 0],
+        uvz[:, 1],
+        col[:, 0],
+        col[:, 1],
+        width[src],
+        camera.width_px,
+        camera.height_px,
+        cull_caps=cull_caps,
     )
     return vertices, colors, faces, src[face_src]
 
