@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def package_key(cfg: PackageConfig, name: str, render_digest: str, infer_digest: str, info: dict[str, Any]) -> str:
-    """The step key from the package settings, the run name and both upstream digests."""
+    """The step key from the package settings, the run name, the source and both upstream digests.
+
+    The full config in ``info`` is recorded in the run manifest but not keyed: settings that do not
+    change any output (rank count, timeouts) must not make a new run folder.
+    """
+    info = {k: v for k, v in info.items() if k != "config"}
     return cache.step_key(
         STEP,
         STEP_VERSION,

@@ -114,7 +114,8 @@ def run_render(
                 cam: cache.step_key("render-camera", STEP_VERSION, settings=per_camera, scene=scene.content_digest(cam))
                 for cam in cfg.cameras
             }
-            todo = [cam for cam, k in cam_keys.items() if cache.lookup(_camera_dir(data_root, k), k) is None]
+            entries = {cam: cache.lookup(_camera_dir(data_root, k), k) for cam, k in cam_keys.items()}
+            todo = [cam for cam, entry in entries.items() if entry is None]
             if todo:
                 scratch = tmp / ".render" / clip.clip_id
                 results = render_clip(
@@ -132,15 +133,18 @@ def run_render(
                     progress=progress,
                 )
                 for res in results:
-                    _store_camera(data_root, cam_keys[res.camera], Path(res.path), scratch)
+                    entries[res.camera] = _store_camera(data_root, cam_keys[res.camera], Path(res.path), scratch)
                 shutil.rmtree(tmp / ".render", ignore_errors=True)
             rendered += len(todo)
             reused += len(cfg.cameras) - len(todo)
             cameras: dict[str, str] = {}
             for cam in cfg.cameras:
-                entry = _camera_dir(data_root, cam_keys[cam])
-                for rec in cache.lookup(entry, cam_keys[cam]).files:  # type: ignore[union-attr]
-                    cache.link_or_copy(entry / rec.path, tmp / rec.path)
+                entry = entries[cam]
+                if entry is None:
+                    raise RenderError(f"clip {clip.clip_id!r}: the renderer produced no output for {cam}")
+                folder = _camera_dir(data_root, cam_keys[cam])
+                for rec in entry.files:
+                    cache.link_or_copy(folder / rec.path, tmp / rec.path)
                 cameras[cam] = _output_name(clip.clip_id, cam, cfg.png)
             start, end = frames or (0, None)
             clips_data[clip.clip_id] = {
@@ -174,7 +178,7 @@ def _camera_dir(data_root: Path, key: str) -> Path:
     return data_root / CAMERA_CACHE / key[:20]
 
 
-def _store_camera(data_root: Path, key: str, produced: Path, scratch: Path) -> None:
+def _store_camera(data_root: Path, key: str, produced: Path, scratch: Path) -> Manifest:
     """Publish one camera's output (an mp4 or a folder of PNGs) to the per-camera cache."""
     target = _camera_dir(data_root, key)
     with cache.staging(target) as tmp:
@@ -186,7 +190,7 @@ def _store_camera(data_root: Path, key: str, produced: Path, scratch: Path) -> N
             tmp,
             Manifest(step=STEP, step_version=STEP_VERSION, cache_key=key, files=record_tree(tmp)),
         )
-        cache.publish(tmp, target, key)
+        return cache.publish(tmp, target, key)
 
 
 def _upstream_ref(source: RenderInput) -> Any:
