@@ -62,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> Path:
     from scene2world.flows.pipeline import run_pipeline
 
     cfg = _config(args)
+    _no_tracebacks_for_user_errors()
     summary = run_pipeline(cfg)
     table = Table(title=f"scene2world run `{summary['name']}`")
     for col in ("step", "status", "manifest"):
@@ -74,6 +75,21 @@ def cmd_run(args: argparse.Namespace) -> Path:
         console.print("every step was a cache hit: nothing re-ran")
     console.print(f"run folder: {summary['run_dir']}")
     return Path(summary["manifest"])
+
+
+class _UserErrorFilter(logging.Filter):
+    """Drop the traceback Prefect attaches when a task fails with an expected, user-caused error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], Scene2WorldError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _no_tracebacks_for_user_errors() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_UserErrorFilter())
 
 
 def cmd_download(args: argparse.Namespace) -> Path:

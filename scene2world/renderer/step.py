@@ -18,7 +18,7 @@ from typing import Any
 
 from scene2world import cache
 from scene2world.config import RenderConfig
-from scene2world.errors import RenderError
+from scene2world.errors import RenderError, SceneError
 from scene2world.manifest import Manifest, read_manifest, record_tree, write_manifest
 from scene2world.scene.discover import ClipRef, discover_clips
 from scene2world.scene.load import load_scene
@@ -109,7 +109,7 @@ def run_render(
     rendered = reused = 0
     with cache.staging(out_dir) as tmp:
         for clip in source.clips:
-            scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=list(cfg.cameras))
+            scene = _load(clip, cfg, source)
             cam_keys: dict[str, str] = {
                 cam: cache.step_key("render-camera", STEP_VERSION, settings=per_camera, scene=scene.content_digest(cam))
                 for cam in cfg.cameras
@@ -168,6 +168,17 @@ def run_render(
         published = cache.publish(tmp, out_dir, key)
     log.info("render: %d camera video(s) rendered, %d reused, %.1f s", rendered, reused, time.perf_counter() - t0)
     return cache.StepResult(published, out_dir, cache_hit=False)
+
+
+def _load(clip: ClipRef, cfg: RenderConfig, source: RenderInput) -> Any:
+    """Load a clip; errors on a downloaded copy also name the dataset it came from."""
+    try:
+        return load_scene(clip.path, clip_id=clip.clip_id, cameras=list(cfg.cameras))
+    except SceneError as e:
+        origin = source.upstream.data.get("source") if source.upstream else None
+        if origin is None:
+            raise
+        raise SceneError(f"{e} [clip {clip.clip_id!r} of dataset {origin}]") from e
 
 
 def _output_name(clip_id: str, camera: str, png: bool) -> str:

@@ -61,8 +61,6 @@ def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 @task(
     name="download",
     task_run_name="download-{cfg.source}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
     cache_policy=StepKey(key_of=download_key),
     tags=["scene2world", "download"],
     persist_result=True,

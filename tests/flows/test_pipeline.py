@@ -87,3 +87,18 @@ def test_changed_input_bytes_rerun_downstream_only(prefect_harness, workspace):
     assert _statuses(again) == {"download": "ran", "render": "ran", "infer": "cached", "package": "cached"}
     render = read_manifest(next(s["manifest"] for s in again["steps"] if s["step"] == "render"))
     assert render.stats == {"rendered_cameras": 0, "reused_cameras": 3}
+
+
+def test_corrupt_input_is_a_user_error_and_publishes_nothing(prefect_harness, workspace):
+    from scene2world.cli import main
+
+    tmp_path, dataset = workspace
+    ego = next(dataset.rglob("*.egomotion_estimate.parquet"))
+    ego.write_bytes(ego.read_bytes()[:300])  # truncated mid-file
+    code = main(
+        ["run", "--set", f"download.source={dataset}", "--set", f"data_root={tmp_path / 'data'}",
+         "--set", f"runs_dir={tmp_path / 'runs'}", "--set", "render.frames='0:90'"]
+    )  # fmt: skip
+    assert code == 2
+    assert not (tmp_path / "data" / "render").exists() or not any((tmp_path / "data" / "render").iterdir())
+    assert not (tmp_path / "runs").exists()
