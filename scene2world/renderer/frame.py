@@ -255,7 +255,7 @@ def _traffic_lights(static: StaticGeometry, cam_SE3_world: NDArrayFloat, camera:
 
 
 def _dynamic_boxes(
-    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera, cull_caps: bool = True
+    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera
 ) -> DrawBatch:
     objects = scene.objects_at_frame(frame)
     if len(objects) == 0:
@@ -286,13 +286,14 @@ def _dynamic_boxes(
         clip_and_subdivide=fixed,
     )
     edge_rgb = np.broadcast_to(_rgb(BOX_EDGE_COLOR), (len(kept) * ne, 3))
+    # box edges keep every cap: they seldom form chains, and they tie with their faces
     ev, ec, ef, esrc = line_mesh(
         camera,
         corners_cam[:, BOX_EDGES].reshape(-1, 2, 3),
         edge_rgb,
         BOX_EDGE_WIDTH_PX,
         clip_and_subdivide=fixed,
-        cull_caps=cull_caps,
+        cull_caps=False,
     )
     # NVIDIA draws box by box: its faces, then its edges.
     key = np.concatenate([(fsrc // nf) * 2, (esrc // ne) * 2 + 1])
@@ -377,5 +378,5 @@ def build_frame(
         lines,
         triangles,
         _traffic_lights(static, cam_SE3_world, camera, frame),
-        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera, cull_caps),
+        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera),
     ]
