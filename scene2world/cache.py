@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scene2world import __version__
 from scene2world.errors import CacheError
 from scene2world.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_json, verify_files
 
@@ -33,9 +34,10 @@ def step_key(step: str, version: str, **parts: Any) -> str:
     """The cache key of a step: sha256 of its name, version and every input that shapes its output.
 
     ``parts`` must be JSON-serialisable (configs as dicts, upstream manifest digests, content hashes);
-    never paths or run ids.
+    never paths or run ids. The package version is part of every key, so a new release never
+    serves outputs made by an older one.
     """
-    return sha256_json({"step": step, "version": version, **parts})
+    return sha256_json({"step": step, "version": version, "scene2world": __version__, **parts})
 
 
 def lookup(out_dir: Path, key: str) -> Manifest | None:
