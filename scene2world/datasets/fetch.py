@@ -148,9 +148,7 @@ def _fetch_local(
     if pin is not None and digest != pin:
         raise DatasetError(f"{src.path}: sha256 {digest} does not match the pinned sha256 {pin}; wrong file or pin?")
     if not copy_local:
-        if progress is not None:
-            progress(size, size)
-        return FetchResult(path=src.path, source=src, sha256=digest, size=size, in_place=True)
+        return _finished(src.path, src, digest, progress, in_place=True)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / _safe_filename(filename or src.path.name)
     if dest.resolve() == src.path.resolve():
@@ -166,9 +164,15 @@ def _fetch_local(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    return _finished(dest, src, digest, progress)
+
+
+def _finished(path: Path, src: Source, sha256: str, progress: Any, **extra: Any) -> FetchResult:
+    """The result for a file that is complete at ``path``, after reporting full progress."""
+    size = path.stat().st_size
     if progress is not None:
         progress(size, size)
-    return FetchResult(path=dest, source=src, sha256=digest, size=size)
+    return FetchResult(path=path, source=src, sha256=sha256, size=size, **extra)
 
 
 # ---------------------------------------------------------------------------------------------------- http sources
@@ -215,17 +219,7 @@ def _fetch_http(
         and bool(meta.get("sha256"))
     )
     if cached and pin is not None and meta["sha256"] == pin and sha256_file(dest) == pin:
-        size = dest.stat().st_size
-        if progress is not None:
-            progress(size, size)
-        return FetchResult(
-            path=dest,
-            source=src,
-            sha256=pin,
-            size=size,
-            etag=meta.get("etag"),
-            last_modified=meta.get("last_modified"),
-        )
+        return _finished(dest, src, pin, progress, etag=meta.get("etag"), last_modified=meta.get("last_modified"))
 
     validators: dict[str, str] = {}
     if cached:
@@ -272,14 +266,11 @@ def _fetch_http(
                         f"{url}: sha256 {digest} does not match the pinned sha256 {pin} (server says not modified); "
                         f"the cached {dest.name} was removed"
                     )
-                size = dest.stat().st_size
-                if progress is not None:
-                    progress(size, size)
-                return FetchResult(
-                    path=dest,
-                    source=src,
-                    sha256=digest,
-                    size=size,
+                return _finished(
+                    dest,
+                    src,
+                    digest,
+                    progress,
                     not_modified=True,
                     etag=outcome.etag or meta.get("etag"),
                     last_modified=outcome.last_modified or meta.get("last_modified"),

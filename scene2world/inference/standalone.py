@@ -14,8 +14,8 @@ from pathlib import Path
 from scene2world import cache
 from scene2world.config import InferConfig
 from scene2world.inference.spec import load_spec
-from scene2world.inference.step import OUTPUT_DIR, STEP, STEP_VERSION, samples_data, settings_of
-from scene2world.manifest import Manifest, record_tree, sha256_file, write_manifest
+from scene2world.inference.step import OUTPUT_DIR, STEP, STEP_VERSION, infer_manifest, settings_of
+from scene2world.manifest import sha256_file, write_manifest
 
 
 def spec_content_digest(spec_path: Path) -> str:
@@ -52,22 +52,7 @@ def infer_spec(
         return out_dir / "manifest.json"
     with cache.staging(out_dir) as tmp:
         result = run_inference(spec_path, tmp / OUTPUT_DIR, cfg, log=log_line)
-        manifest = Manifest(
-            step=STEP,
-            step_version=STEP_VERSION,
-            cache_key=key,
-            files=record_tree(tmp),
-            settings=settings_of(cfg),
-            timings_s={"total": time.perf_counter() - t0},
-            data={
-                "engine": cfg.engine,
-                "nproc_per_node": cfg.nproc_per_node,
-                "spec": str(spec_path),
-                "samples": samples_data(result, tmp, spec_path),
-                "logs": sorted(Path(p).relative_to(tmp).as_posix() for p in result.logs),
-                "warnings": list(result.warnings),
-            },
-        )
+        manifest = infer_manifest(cfg, key, tmp, result, spec_path, t0)
         write_manifest(tmp, manifest)
         cache.publish(tmp, out_dir, key)
     return out_dir / "manifest.json"

@@ -92,34 +92,53 @@ def run_infer(
             samples.append(build_sample(name, videos, cfg, spec_dir))
         spec_path = write_spec(samples, spec_dir / ("spec.json" if len(samples) == 1 else "spec.jsonl"))
         result = run_inference(spec_path, tmp / OUTPUT_DIR, cfg, log=log_line)
-        sample_data = samples_data(result, tmp, spec_path)
-        for name, clip_id in names.items():
-            sample_data[name]["clip_id"] = clip_id
-        manifest = Manifest(
-            step=STEP,
-            step_version=STEP_VERSION,
-            cache_key=key,
-            files=record_tree(tmp),
-            settings=settings_of(cfg),
-            upstream=UpstreamRef(
-                step="render",
-                cache_key=upstream.cache_key,
-                digest=upstream.digest(),
-                manifest_path=str(render_dir / MANIFEST_NAME),
-            ),
-            timings_s={"total": time.perf_counter() - t0},
-            data={
-                "engine": cfg.engine,
-                "nproc_per_node": cfg.nproc_per_node,
-                "samples": sample_data,
-                "logs": sorted(Path(p).relative_to(tmp).as_posix() for p in result.logs),
-                "warnings": list(result.warnings),
-            },
+        upstream_ref = UpstreamRef(
+            step="render",
+            cache_key=upstream.cache_key,
+            digest=upstream.digest(),
+            manifest_path=str(render_dir / MANIFEST_NAME),
         )
+        manifest = infer_manifest(cfg, key, tmp, result, spec_path, t0, upstream=upstream_ref, clip_ids=names)
         write_manifest(tmp, manifest)
         published = cache.publish(tmp, out_dir, key)
     log.info("infer: %d sample(s) with the %s engine in %.1f s", len(samples), cfg.engine, time.perf_counter() - t0)
     return cache.StepResult(published, out_dir, cache_hit=False)
+
+
+def infer_manifest(
+    cfg: InferConfig,
+    key: str,
+    root: Path,
+    result: Any,
+    spec_path: Path,
+    started: float,
+    *,
+    upstream: UpstreamRef | None = None,
+    clip_ids: dict[str, str] | None = None,
+) -> Manifest:
+    """The infer manifest for an InferenceResult whose files lie under ``root``."""
+    samples = samples_data(result, root, spec_path)
+    for name, clip_id in (clip_ids or {}).items():
+        samples[name]["clip_id"] = clip_id
+    return Manifest(
+        step=STEP,
+        step_version=STEP_VERSION,
+        cache_key=key,
+        files=record_tree(root),
+        settings=settings_of(cfg),
+        upstream=upstream,
+        timings_s={"total": time.perf_counter() - started},
+        data={
+            "engine": cfg.engine,
+            "nproc_per_node": cfg.nproc_per_node,
+            "spec": Path(spec_path).relative_to(root).as_posix()
+            if Path(spec_path).is_relative_to(root)
+            else str(spec_path),
+            "samples": samples,
+            "logs": sorted(Path(p).relative_to(root).as_posix() for p in result.logs),
+            "warnings": list(result.warnings),
+        },
+    )
 
 
 def samples_data(result: Any, root: Path, spec_path: Path) -> dict[str, dict[str, Any]]:
