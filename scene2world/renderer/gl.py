@@ -282,6 +282,9 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
         """
 
         samples = 4
+        resolve_rects: Any = None
+        """(K, 4) int array of GL-space rectangles (x0, y0, x1, y1) to resolve, or None for the whole
+        image; the rest of the read-back image is black. Set per frame by the caller."""
         _pack_invert: bool | None = None
         _main_fb: Any
         _main_fb_ms: Any
@@ -357,7 +360,15 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
             if self._main_fb_ms != self._main_fb:  # resolve MSAA, colour only (no depth blit)
                 GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb_ms)
                 GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._main_fb)
-                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                rects = self.resolve_rects
+                if rects is None:
+                    GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                else:
+                    # only where something was drawn; the cleared MSAA samples elsewhere resolve to
+                    # the background, which one single-sample clear writes far more cheaply
+                    GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+                    for x0, y0, x1, y1 in rects.tolist():
+                        GL.glBlitFramebuffer(x0, y0, x1, y1, x0, y0, x1, y1, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb)
             GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
             if self._pack_invert is None:

@@ -423,6 +423,22 @@ def _line_vertex_weights() -> np.ndarray:
     return np.stack([1.0 - at_end, at_end, a_n, a_d]).astype(np.float32)
 
 
+CAP_FAN_TRIANGLES = CAP_SEGMENTS - 1
+"""Triangles of a kept cap in the culled geometry: its 9 rim points fanned from the first."""
+
+
+@cache
+def _cap_rim_fan() -> NDArrayInt:
+    """(7, 3) triangles over a cap's 10 vertices (centre 0, rim 1..9) covering the same half polygon.
+
+    The shader's fan around the centre covers exactly the convex polygon of the rim points (the
+    centre lies on the chord from rim 1 to rim 9), so the rim alone, fanned from its first point,
+    covers the same samples with one triangle fewer; caps have one depth and one colour, so the
+    triangulation does not change any pixel.
+    """
+    return np.array([(1, 2 + i, 3 + i) for i in range(CAP_FAN_TRIANGLES)], dtype=np.int32)
+
+
 VERTICES_PER_SEGMENT = 24
 TRIANGLES_PER_SEGMENT = 18
 """Triangles of a segment with both caps: quad 2, start cap 8, end cap 8 (:func:`_line_faces_template`)."""
@@ -521,10 +537,6 @@ class LinePlan(NamedTuple):
     """For a row whose end joint closes a loft: the row whose end joint opens it; −1 otherwise."""
     rim_inset_px: NDArrayFloat
     """How far (px) the loft rim at the joint after the row is moved in from the line's edges."""
-    start_seam: NDArrayBool
-    """Close the T-junction between the row's start cap and quad start edge (the cap facing it went)."""
-    end_seam: NDArrayBool
-    """Close the T-junction between the row's end cap and quad end edge (the cap facing it went)."""
 
 
 def line_plan(
@@ -555,8 +567,8 @@ def line_plan(
       NVIDIA's lines show, inside, the depth and colour of the nearest joint whose cap reaches
       the pixel rather than their own: that decides ties with ground paint drawn later
       (crossing lines, crosswalks). The other cap always loses to the earlier, nearer quad and
-      goes. The winning cap stays, with a *seam* (the degenerate triangle quad edge + cap centre)
-      closing the T-junction that the other cap used to cover.
+      goes. The winning cap stays; it is drawn from its rim alone (:func:`_cap_rim_fan`), whose
+      straight edge is exactly its quad's end edge, so no T-junction is left where the other cap went.
     - Lofts: along a run of open joints that all recede (or all approach) the winning caps sweep
       the run: their union is the *loft* between the first and the last cap's rim polygons (8
       quads), and the depth they leave is, within one joint's depth step, the loft's linear
@@ -588,7 +600,7 @@ def line_plan(
     rim = np.zeros(m, np.int64)
     loft_from = np.full(m, -1, np.int64)
     if m < 2:
-        return LinePlan(start_cap, end_cap, join, join_positive, rim, loft_from, np.zeros(m), ~start_cap, ~end_cap)
+        return LinePlan(start_cap, end_cap, join, join_positive, rim, loft_from, np.zeros(m))
     e, s = q1[:-1], q0[1:]  # the two ends meeting at each joint
     linked = consecutive & (width[:-1] == width[1:]) & np.all(k1[:-1] == k0[1:], axis=1)
     linked &= (np.abs(e[:, 0] - s[:, 0]) <= 1e-4) & (np.abs(e[:, 1] - s[:, 1]) <= 1e-4)
@@ -640,13 +652,7 @@ def line_plan(
     wedge = np.maximum(h_px[:-1], h_px[1:]) ** 2 * np.abs(cross) / 2.0
     join[:-1] = bare & (wedge >= CAP_CULL_MIN_WEDGE_PX2)
     join_positive[:-1] = cross < 0  # a left turn in NDC leaves the wedge on the right (−normal) side
-    # a lone cap at a joint meets its quad's edge in a T-junction (the cap's centre lies on that
-    # edge): once snapped to the raster grid that can leave a crack, which the other cap covered
-    start_seam = np.zeros(m, bool)
-    end_seam = np.zeros(m, bool)
-    start_seam[1:] = start_cap[1:] & ~end_cap[:-1]
-    end_seam[:-1] = end_cap[:-1] & ~start_cap[1:]
-    return LinePlan(start_cap, end_cap, join, join_positive, rim, loft_from, rim_inset_px, start_seam, end_seam)
+    return LinePlan(start_cap, end_cap, join, join_positive, rim, loft_from, rim_inset_px)
 
 
 def _expand(
@@ -746,6 +752,12 @@ def _expand(
         # a cap (or rim) has its end point's colour: fade0 for start caps, fade1 for end caps
         fade = fade0[rows] if cols.start < 14 else fade1[rows]
         colors[at : at + v.shape[0] * v.shape[1]].reshape(v.shape)[:] = fade.astype(np.float32)[:, None]
+    # a kept cap's straight edge is its quad's end edge: rim points 0 and 8 take the quad corners'
+    # exact values (they differ by < 1e-6 px), so the cap, fanned from its rim without the centre,
+    # meets the quad edge to edge: no T-junction, no seam triangle, one triangle fewer per cap
+    cap_rims = vertices[cap_at:rim_at].reshape(ns + ne, 10, 3)
+    cap_rims[:ns, 1], cap_rims[:ns, 9] = corners[start_rows, 1], corners[start_rows, 0]
+    cap_rims[ns:, 1], cap_rims[ns:, 9] = corners[end_rows, 2], corners[end_rows, 3]
     if LOFT_DEPTH_BIAS and m > 1:
         # NVIDIA's staircase lies between the ramp and one joint's step deeper: aim at its middle
         step_end = np.abs(q1[np.minimum(rim_end + 1, m - 1), 2] - q1[rim_end, 2])
@@ -756,10 +768,10 @@ def _expand(
     rim_base[rim_end] = rim_at + 9 * np.arange(nre)
     rim_base[rim_start] = rim_at + 9 * nre + 9 * np.arange(nrs)
 
-    # faces in row order: quad (2), start cap (8) and seam (1), end cap (8) and seam (1), loft (16), join (1)
+    # faces in row order: quad (2), start cap (7), end cap (7), loft (16), join (1)
     lofts = np.flatnonzero(plan.loft_from >= 0)
-    n_start = CAP_SEGMENTS * plan.start_cap + plan.start_seam
-    n_end = CAP_SEGMENTS * plan.end_cap + plan.end_seam
+    n_start = CAP_FAN_TRIANGLES * plan.start_cap
+    n_end = CAP_FAN_TRIANGLES * plan.end_cap
     n_loft = np.zeros(m, np.int64)
     n_loft[lofts] = 2 * CAP_SEGMENTS
     counts = 2 + n_start + n_end + n_loft + plan.join
@@ -768,18 +780,12 @@ def _expand(
     corner0 = np.arange(0, cap_at, 4, dtype=np.int32)
     faces[offset] = corner0[:, None] + np.array([0, 1, 2])
     faces[offset + 1] = corner0[:, None] + np.array([1, 2, 3])
-    fan = _line_faces_template()[2 : 2 + CAP_SEGMENTS] - 4  # over centre 0 and rim 1..9
-    steps = np.arange(CAP_SEGMENTS)
+    fan = _cap_rim_fan()  # over the cap's 10 vertices (centre 0 unused, rim 1..9)
     cap0 = cap_at + 10 * np.arange(ns + ne, dtype=np.int32)
-    faces[(offset[start_rows] + 2)[:, None] + steps] = fan + cap0[:ns, None, None]
-    faces[(offset[end_rows] + 2 + n_start[end_rows])[:, None] + steps] = fan + cap0[ns:, None, None]
-    # seams: the degenerate triangle (quad edge, cap centre) after the cap
-    r = np.flatnonzero(plan.start_seam)
-    centre = cap0[:ns][np.searchsorted(start_rows, r)]
-    faces[offset[r] + 2 + CAP_SEGMENTS] = np.stack([corner0[r], corner0[r] + 1, centre], axis=1)
-    r = np.flatnonzero(plan.end_seam)
-    centre = cap0[ns:][np.searchsorted(end_rows, r)]
-    faces[offset[r] + 2 + n_start[r] + CAP_SEGMENTS] = np.stack([corner0[r] + 2, corner0[r] + 3, centre], axis=1)
+    cap_steps = np.arange(CAP_FAN_TRIANGLES)
+    faces[(offset[start_rows] + 2)[:, None] + cap_steps] = fan + cap0[:ns, None, None]
+    faces[(offset[end_rows] + 2 + n_start[end_rows])[:, None] + cap_steps] = fan + cap0[ns:, None, None]
+    steps = np.arange(CAP_SEGMENTS)
     a, b = rim_base[plan.loft_from[lofts]][:, None] + steps, rim_base[lofts][:, None] + steps
     band = np.stack([a, a + 1, b + 1, a, b + 1, b], axis=2).reshape(len(lofts), 2 * CAP_SEGMENTS, 3)
     faces[(offset[lofts] + 2 + n_start[lofts] + n_end[lofts])[:, None] + np.arange(2 * CAP_SEGMENTS)] = band

@@ -9,7 +9,7 @@ import pytest
 
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import DrawBatch
-from scene2world.renderer.raster import Rasterizer, merge_batches
+from scene2world.renderer.raster import Rasterizer, drawn_tiles, merge_batches, tile_rects
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -202,3 +202,66 @@ def test_missing_gl_library_names_apt_packages():
     env = {**os.environ, "PYOPENGL_PLATFORM": "osmesa"}  # a platform whose library is absent here
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert "libegl1 libgl1 libgl1-mesa-dri" in out.stdout, out.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- partial MSAA resolve
+
+
+def test_drawn_tiles_cover_every_triangle_bounding_box():
+    tile = 32
+    vertices = np.array(
+        [
+            [5.0, 5.0, 1.0], [20.0, 6.0, 1.0], [6.0, 25.0, 1.0],  # inside tile (0, 0)
+            [100.0, 40.0, 1.0], [300.0, 40.0, 1.0], [100.0, 170.0, 1.0],  # a large triangle
+            [63.5, 10.0, 1.0], [64.5, 10.0, 1.0], [64.0, 11.0, 1.0],  # straddles columns 1 and 2
+            [-500.0, -500.0, 1.0], [-400.0, -500.0, 1.0], [-400.0, -400.0, 1.0],  # off the image
+        ],
+        np.float32,
+    )  # fmt: skip
+    faces = np.arange(12).reshape(4, 3)
+    tiles = drawn_tiles(vertices, faces, W, H, tile)
+    assert tiles.shape == (6, 10)
+    expected = np.zeros((6, 10), bool)
+    expected[0, 0] = True
+    expected[1:6, 3:10] = True  # bounding box u 99..301, v 39..171 (one pixel of margin)
+    expected[0, 1:3] = True
+    expected[0, 0] = True  # the off-image box clamps onto the corner tile: over-marking is allowed
+    np.testing.assert_array_equal(tiles, expected)
+    nan = vertices.copy()
+    nan[0, 0] = np.nan
+    assert drawn_tiles(nan, faces, W, H, tile).all()  # unknown extent: resolve everything
+    assert not drawn_tiles(vertices, faces[:0], W, H, tile).any()
+
+
+def test_tile_rects_are_row_runs_in_gl_coordinates():
+    tiles = np.zeros((6, 10), bool)
+    tiles[0, 2:5] = True
+    tiles[0, 9] = True
+    tiles[5, 0] = True
+    rects = tile_rects(tiles, W, H, 32)
+    # GL rows count from the bottom: tile row 0 spans GL y 148..180, the last (partial) row 0..20
+    assert rects.tolist() == [[64, 148, 160, 180], [288, 148, 320, 180], [0, 0, 32, 20]]
+
+
+def test_partial_resolve_gives_the_full_resolve_image(r4):
+    """Software MSAA resolves only the tiles with triangles; the picture is the full resolve's."""
+    assert r4._partial_resolve == (r4.renderer_name.startswith("llvmpipe"))
+    rng = np.random.default_rng(3)
+    centres = rng.uniform([0, 0], [W, H], (40, 2))
+    batches = [
+        quad(cu - 6, cv - 3, cu + 6.5, cv + 3.25, float(d), rng.uniform(0.2, 1.0, 3))
+        for (cu, cv), d in zip(centres, rng.uniform(1, 100, 40))
+    ]
+    batches.append(quad(-50, 150, 40, 400, 5.0, [1.0, 0.0, 0.0]))  # runs off two image edges
+    partial = r4.render(batches)
+    full_flag = r4._partial_resolve
+    try:
+        r4._partial_resolve = False
+        r4._offscreen._renderer.resolve_rects = None
+        full = r4.render(batches)
+    finally:
+        r4._partial_resolve = full_flag
+    np.testing.assert_array_equal(partial, full)
+    assert (partial.max(axis=-1) > 0).mean() > 0.05
+    empty = r4.render([])  # tiles resolved for the previous frame must not keep its pixels
+    assert not empty.any()
