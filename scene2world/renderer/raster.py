@@ -35,6 +35,7 @@ import numpy as np
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
 from scene2world.renderer.gl import Device, create_offscreen, is_software_renderer, load_pyrender
+from scene2world.renderer.tiles import RESOLVE_TILE_PX, drawn_tiles, tile_rects
 from scene2world.typing import NDArrayByte
 
 MSAA_CHOICES = (1, 2, 4, 8)
@@ -62,56 +63,6 @@ def merge_batches(batches: Sequence[DrawBatch]) -> tuple[np.ndarray, np.ndarray,
     vertices = np.concatenate([b.vertices_px for b in batches])
     colors = np.concatenate([b.colors for b in batches])
     return vertices, colors, indices
-
-
-RESOLVE_TILE_PX = 32
-"""Software rendering resolves MSAA only in the TxT tiles that triangles' bounding boxes touch."""
-
-
-def drawn_tiles(vertices_px: np.ndarray, faces: np.ndarray, width: int, height: int, tile: int) -> np.ndarray:
-    """(rows, cols) bool: the ``tile``-pixel tiles (top row first) that any triangle's bounding box touches.
-
-    Conservative: a triangle can only cover samples inside its pixel bounding box widened by one
-    pixel, and clipping (near/far) only removes parts of it. Non-finite vertices mark every tile.
-    About 1 ms for 45k triangles.
-    """
-    rows, cols = -(-height // tile), -(-width // tile)
-    if len(faces) == 0:
-        return np.zeros((rows, cols), bool)
-    # per vertex: the tiles of its pixel +-1 (clamped onto the image), then per face the min/max
-    # over its three vertices (numpy's reductions over a length-3 axis are ~20x slower than
-    # elementwise ops on the rows). A box wholly off the image clamps onto edge tiles: over-marking.
-    a, b, c = faces.T.astype(np.intp)
-    box = []
-    for axis, count in ((0, cols), (1, rows)):
-        x = np.ascontiguousarray(vertices_px[:, axis])
-        if not np.isfinite(x.sum(dtype=np.float64)):
-            return np.ones((rows, cols), bool)
-        lo = np.clip((x - 1.0) * (1.0 / tile), 0, count - 1).astype(np.int32)
-        hi = np.clip((x + 1.0) * (1.0 / tile), 0, count - 1).astype(np.int32)
-        box.append(np.minimum(np.minimum(lo[a], lo[b]), lo[c]))
-        box.append(np.maximum(np.maximum(hi[a], hi[b]), hi[c]) + 1)
-    c0, c1, r0, r1 = box
-    # a 2D difference array: +1 at each box's corners (r0, c0) and (r1, c1), -1 at the other two
-    stride = cols + 1
-    index = np.concatenate([r0 * stride + c0, r1 * stride + c1, r0 * stride + c1, r1 * stride + c0])
-    weight = np.repeat(np.array([1.0, 1.0, -1.0, -1.0]), len(r0))
-    counts = np.bincount(index, weight, (rows + 1) * stride).reshape(rows + 1, stride)
-    tiles: np.ndarray = np.cumsum(np.cumsum(counts, axis=0), axis=1)[:rows, :cols] > 0.5
-    return tiles
-
-
-def tile_rects(tiles: np.ndarray, width: int, height: int, tile: int) -> np.ndarray:
-    """(K, 4) int64 GL-space rectangles (x0, y0, x1, y1; y up) covering the True ``tiles``, one per row run."""
-    rows, cols = tiles.shape
-    padded = np.zeros((rows, cols + 2), np.int8)
-    padded[:, 1:-1] = tiles
-    edges = np.diff(padded, axis=1)
-    row, start = np.nonzero(edges == 1)
-    _, stop = np.nonzero(edges == -1)  # row-major order: the k-th stop closes the k-th start
-    x0, x1 = start * tile, np.minimum(stop * tile, width)
-    top, bottom = row * tile, np.minimum((row + 1) * tile, height)
-    return np.stack([x0, height - bottom, x1, height - top], axis=1).astype(np.int64)
 
 
 def _dynamic_primitive_class(pyrender: Any) -> type:

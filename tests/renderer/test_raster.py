@@ -9,7 +9,8 @@ import pytest
 
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import DrawBatch
-from scene2world.renderer.raster import Rasterizer, drawn_tiles, merge_batches, tile_rects
+from scene2world.renderer.raster import Rasterizer, merge_batches
+from scene2world.renderer.tiles import drawn_tiles, tile_rects
 
 pytestmark = pytest.mark.timeout(120)
 
