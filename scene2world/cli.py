@@ -112,7 +112,7 @@ def cmd_render(args: argparse.Namespace) -> Path:
     update: dict[str, Any] = {}
     if args.cameras:
         update["cameras"] = [c.strip() for c in args.cameras.split(",") if c.strip()]
-    for name in ("frames", "look", "msaa", "device", "preset", "workers"):
+    for name in ("frames", "look", "msaa", "line_caps", "device", "preset", "workers"):
         value = getattr(args, name)
         if value is not None:
             update[name] = value
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", help="half-open range START:END of the 30 fps timeline")
     p.add_argument("--look", choices=["nvidia", "fixed"])
     p.add_argument("--msaa", type=int, choices=[1, 4])
+    p.add_argument(
+        "--line-caps", choices=["culled", "all"], help="culled (default, fast) or all: NVIDIA's triangles exactly"
+    )
     p.add_argument("--device", choices=["auto", "cpu", "gpu"])
     p.add_argument("--preset", help="libx264 preset (default slow)")
     p.add_argument("--workers", type=int, help="render processes (0 = one per core)")

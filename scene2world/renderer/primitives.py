@@ -452,11 +452,14 @@ CAP_CULL_MAX_STEP_PX = 1.0 / 256.0
 CAP_CULL_MIN_WEDGE_PX2 = 1e-4
 """Line plan: outer-side wedges (h²·θ/2, px²) smaller than this get no join triangle."""
 
-LOFT_MAX_STEP = 0.03
+LOFT_MAX_STEP = 0.05
 """Line plan: lofts replace the caps of joints at most this many cap radii apart (or this flat:
-:data:`LOFT_MAX_DEPTH_STEP_M`), whose depth staircase a loft's ramp follows closely. 0 (with a
-negative :data:`LOFT_MAX_DEPTH_STEP_M`) keeps every winning cap: the same picture to the pixel
-with about 1.6x fewer triangles; 0.05 or 0.1 trade a few pixels at crossings for fewer triangles."""
+:data:`LOFT_MAX_DEPTH_STEP_M`), whose depth staircase a loft's ramp follows to within half a
+joint's depth step. Measured on the bundled example (182 camera-frames at MSAA 4, against
+``cull_caps=False``): 0 (with a negative :data:`LOFT_MAX_DEPTH_STEP_M`) keeps every winning cap;
+0.03: 38.0k triangles per camera-frame, 20 pixels over 16/255 off in all; 0.05: 28.4k, 75 pixels
+(2e-6 of the lit pixels, single MSAA samples where far lines of two colours cross); 0.1: 25.0k,
+109 pixels. NVIDIA's full geometry has 81.7k."""
 
 LOFT_MAX_DEPTH_STEP_M = 0.005
 """Line plan: joints whose segments change depth by at most this much are lofted too (flat steps)."""

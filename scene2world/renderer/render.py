@@ -34,10 +34,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
+from scene2world.config import LineCaps
 from scene2world.errors import RenderError
 from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
@@ -58,6 +59,8 @@ from scene2world.scene.model import Scene
 from scene2world.typing import NDArrayByte
 
 log = logging.getLogger(__name__)
+
+LINE_CAPS: tuple[str, ...] = get_args(LineCaps)
 
 IMAGE_WIDTH_PX = 1280
 """Width of NVIDIA's control videos (``RESIZE_RESOLUTION`` = [720, 1280])."""
@@ -104,8 +107,14 @@ class FrameBuilder(Protocol):
         """Return the frame's ordered ``list[DrawBatch]`` (``frame.build_frame``)."""
 
 
+@dataclass(frozen=True)
 class GeometryBuilder:
-    """The default :class:`FrameBuilder`: the geometry of :mod:`scene2world.renderer.frame`."""
+    """The default :class:`FrameBuilder`: the geometry of :mod:`scene2world.renderer.frame`.
+
+    ``cull_caps``: leave out the line caps that other geometry covers (``frame.build_frame``).
+    """
+
+    cull_caps: bool = True
 
     def prepare(self, scene: Scene, look: Look) -> Any:
         """Call ``frame.prepare_static``."""
@@ -117,7 +126,7 @@ class GeometryBuilder:
         """Call ``frame.build_frame``."""
         from scene2world.renderer.frame import build_frame
 
-        return build_frame(scene, camera, frame, look, prepared_static=prepared)
+        return build_frame(scene, camera, frame, look, prepared_static=prepared, cull_caps=self.cull_caps)
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,12 @@ def check_cameras(scene: Scene, cameras: Sequence[str] | None) -> list[str]:
     if len(set(cameras)) != len(cameras):
         raise RenderError(f"clip {scene.clip_id!r}: camera listed twice in {cameras}")
     return cameras
+
+
+def _geometry(line_caps: str) -> GeometryBuilder:
+    if line_caps not in LINE_CAPS:
+        raise RenderError(f"`line_caps` must be one of {list(LINE_CAPS)}, got {line_caps!r}")
+    return GeometryBuilder(cull_caps=line_caps == "culled")
 
 
 def is_empty_scene(scene: Scene) -> bool:
@@ -520,6 +535,7 @@ def render_clip(
     preset: str = DEFAULT_PRESET,
     png: bool = False,
     workers: int = 0,
+    line_caps: LineCaps = "culled",
     progress: ProgressFn | None = None,
     frame_builder: FrameBuilder | None = None,
 ) -> list[RenderedCamera]:
@@ -530,6 +546,8 @@ def render_clip(
     ``workers``: render processes (0 = min(CPU cores, cameras); 1 = in this process). More
     workers than cameras split each camera's frames into segments, rendered in parallel and
     joined losslessly (mp4: ffmpeg concat, ``-c copy``; each segment starts with a keyframe).
+    ``line_caps``: ``culled`` (far fewer triangles, the same picture but for a few samples) or
+    ``all`` (NVIDIA's geometry triangle for triangle); see ``primitives.line_plan``.
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
@@ -545,6 +563,7 @@ def render_clip(
         raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
     if workers < 0:
         raise RenderError(f"`workers` must be >= 0, got {workers}")
+    builder = frame_builder or _geometry(line_caps)
     if is_empty_scene(scene):
         log.warning(
             "clip %r has no map elements and no objects: its %d control video(s) will be black",
@@ -561,7 +580,7 @@ def render_clip(
         crf=int(crf),
         preset=preset,
         png=bool(png),
-        builder=frame_builder or GeometryBuilder(),
+        builder=builder,
     )
     n_workers = default_workers(len(cams)) if workers == 0 else workers
     plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8])
@@ -597,6 +616,7 @@ def render_png_frame(
     msaa: int = 4,
     device: Literal["auto", "cpu", "gpu"] = "auto",
     *,
+    line_caps: LineCaps = "culled",
     frame_builder: FrameBuilder | None = None,
 ) -> NDArrayByte:
     """One frame of one camera as a (720, 1280, 3) uint8 RGB image (previews, tests)."""
@@ -604,7 +624,7 @@ def render_png_frame(
 
     (camera,) = check_cameras(scene, [camera])
     resolve_frames(scene, (frame, frame + 1))
-    builder = frame_builder or GeometryBuilder()
+    builder = frame_builder or _geometry(line_caps)
     with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=msaa, device=device) as raster:
         batches = builder.build(scene, camera, int(frame), look, builder.prepare(scene, look))
         image: np.ndarray = raster.render(batches)

@@ -130,6 +130,7 @@ def run_render(
                     preset=cfg.preset,
                     png=cfg.png,
                     workers=cfg.workers,
+                    line_caps=cfg.line_caps,
                     progress=progress,
                 )
                 for res in results:

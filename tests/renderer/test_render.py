@@ -256,3 +256,30 @@ def test_killed_midway_leaves_no_partial_file(tmp_path, workers, sig):
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
     time.sleep(0.2)
     assert _marked_pids(marker) == []  # workers and ffmpeg are gone too
+
+
+def test_line_caps_all_is_nvidias_geometry_and_culled_the_same_picture(tmp_path):
+    """``line_caps="all"`` draws NVIDIA's 18 triangles per segment, ``culled`` far fewer with the
+    same picture but for a few samples; both through the real worker path (PNG frames)."""
+    from scene2world.renderer.frame import build_frame, prepare_static
+    from scene2world.renderer.render import GeometryBuilder
+    from scene2world.scene.load import load_scene
+
+    scene = load_scene(REPO / "assets" / "example" / "s2w_demo_curve_0001")
+    camera = "camera_front_wide_120fov"
+    static = prepare_static(scene, "nvidia")
+    full = GeometryBuilder(cull_caps=False).build(scene, camera, 40, "nvidia", static)
+    culled = GeometryBuilder().build(scene, camera, 40, "nvidia", static)
+    assert full[0].num_triangles == build_frame(scene, camera, 40, "nvidia", static, cull_caps=False)[0].num_triangles
+    assert culled[0].num_triangles < full[0].num_triangles / 2.5
+    images = {}
+    for caps in ("all", "culled"):
+        res = render_clip(
+            scene, tmp_path / caps, cameras=[camera], frames=(40, 41), device="cpu", png=True, line_caps=caps
+        )
+        images[caps] = imageio.imread(res[0].path / "000040.png").astype(np.int16)
+    lit = (images["all"].max(axis=-1) > 0) | (images["culled"].max(axis=-1) > 0)
+    off = np.abs(images["all"] - images["culled"]).max(axis=-1) > 16
+    assert lit.sum() > 50_000 and (off & lit).sum() <= 5
+    with pytest.raises(RenderError, match="`line_caps` must be one of"):
+        render_clip(scene, tmp_path / "bad", cameras=[camera], line_caps="some")  # type: ignore[arg-type]
