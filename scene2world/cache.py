@@ -12,6 +12,7 @@ publish the same key race harmlessly: the loser finds a valid folder and drops i
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from typing import Any
 
 from scene2world import __version__
 from scene2world.errors import CacheError
+from scene2world.leftovers import owner_tag, remove_orphans
 from scene2world.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_json, verify_files
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ def _is_step_output(folder: Path) -> bool:
 def staging(out_dir: Path) -> Iterator[Path]:
     """A fresh hidden folder beside ``out_dir`` to build an output in; removed if the block fails.
 
+    Staging folders of ``out_dir`` left by killed processes of this host are removed first
+    (:mod:`scene2world.leftovers`).
+
     Refuses to target a non-empty folder that is not a scene2world output, so a user's files
     are never replaced.
     """
@@ -76,7 +81,9 @@ def staging(out_dir: Path) -> Iterator[Path]:
             f"{out_dir}: exists and is not a scene2world output (no {MANIFEST_NAME}); choose an empty or new folder"
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f"{STAGING_PREFIX}{out_dir.name}-{uuid.uuid4().hex[:12]}"
+    prefix = f"{STAGING_PREFIX}{out_dir.name}-"
+    remove_orphans(out_dir.parent.glob(f"{glob.escape(prefix)}*"), len(prefix))  # left by killed runs
+    tmp = out_dir.parent / f"{prefix}{owner_tag()}-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
         yield tmp

@@ -28,6 +28,10 @@ class RenderError(Scene2WorldError):
     """Raised when a scene cannot be rendered: bad camera, bad frame range, no GL device."""
 
 
+class RenderCancelledError(RenderError):
+    """Raised when a render is stopped by the user (Ctrl-C, SIGTERM) before it finished."""
+
+
 class InferenceError(Scene2WorldError):
     """Raised when a Cosmos spec is invalid or a torchrun launch fails.
 

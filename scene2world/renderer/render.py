@@ -15,7 +15,9 @@ Cancellation: Ctrl-C (SIGINT) or SIGTERM in the parent sets a stop event and sto
 workers; a worker that is told to stop (event, SIGTERM or SIGINT) aborts its writer, which
 deletes the temporary file. No published ``.mp4`` (or PNG folder) is ever partial: files are
 renamed into place only when complete. Workers that do not stop in time are terminated, and
-the parent then removes their leftover temporary files.
+the parent then removes their leftover temporary files. Temporaries carry their owner's pid and
+host: those of a render killed outright (SIGKILL) are removed by the next render of the same
+outputs (:mod:`scene2world.leftovers`).
 
 An empty scene (no map elements and no objects) renders black frames and logs a warning.
 """
@@ -39,7 +41,7 @@ from typing import Any, Literal, Protocol, get_args
 import numpy as np
 
 from scene2world.config import LineCaps
-from scene2world.errors import RenderError
+from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
     DEFAULT_CRF,
@@ -52,6 +54,7 @@ from scene2world.renderer.video import (
     open_writer,
     partial_paths,
     png_dir,
+    remove_orphan_partials,
     segment_path,
     video_path,
 )
@@ -172,10 +175,6 @@ def plan_tasks(cameras: Sequence[str], start: int, end: int, workers: int, token
         for i in range(per_camera):
             tasks.append(_Task(cam, int(edges[i]), int(edges[i + 1]), i, per_camera, token))
     return tasks
-
-
-class RenderCancelledError(RenderError):
-    """Raised when a render is stopped by the user (Ctrl-C, SIGTERM) before it finished."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,6 +563,8 @@ def render_clip(
     if workers < 0:
         raise RenderError(f"`workers` must be >= 0, got {workers}")
     builder = frame_builder or _geometry(line_caps)
+    for cam in cams:  # temporaries of renders that were killed outright (SIGKILL) on this host
+        remove_orphan_partials(png_dir(out_dir, scene.clip_id, cam) if png else video_path(out_dir, scene.clip_id, cam))
     if is_empty_scene(scene):
         log.warning(
             "clip %r has no map elements and no objects: its %d control video(s) will be black",

@@ -34,6 +34,7 @@ import numpy as np
 
 from scene2world.config import X264Preset
 from scene2world.errors import RenderError
+from scene2world.leftovers import owner_tag, remove_orphans
 from scene2world.scene.model import FRAME_RATE_HZ
 
 X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
@@ -64,13 +65,13 @@ def png_dir(out_dir: Path | str, clip_id: str, camera: str) -> Path:
 
 
 def _partial_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}{final.suffix}")
+    return final.with_name(f".{final.name}.partial-{owner_tag()}-{uuid.uuid4().hex[:8]}{final.suffix}")
 
 
 def segment_path(final: Path | str, token: str, index: int) -> Path:
     """Hidden name of segment ``index`` of ``final`` (a render split over several processes)."""
     final = Path(final)
-    return final.with_name(f".{final.name}.partial-{token}-seg{index:04d}{final.suffix}")
+    return final.with_name(f".{final.name}.partial-{owner_tag()}-{token}-seg{index:04d}{final.suffix}")
 
 
 def partial_paths(final: Path | str) -> list[Path]:
@@ -79,6 +80,12 @@ def partial_paths(final: Path | str) -> list[Path]:
     if not final.parent.is_dir():
         return []
     return sorted(final.parent.glob(f".*{final.name}.partial-*"))
+
+
+def remove_orphan_partials(final: Path | str) -> list[Path]:
+    """Delete the temporaries of ``final`` left by processes that died (SIGKILL) on this host."""
+    final = Path(final)
+    return remove_orphans(partial_paths(final), len(f".{final.name}.partial-"))
 
 
 def concat_videos(parts: list[Path], final: Path | str) -> Path:

@@ -1,0 +1,91 @@
+"""Temporaries of killed processes: named with their owner, removed by the next run on this host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+
+from scene2world import cache
+from scene2world.leftovers import is_orphan, owner_tag, remove_orphans
+from scene2world.renderer.batch import DrawBatch
+from scene2world.renderer.render import render_clip
+from scene2world.scene.model import CameraSpec, FThetaIntrinsics, Scene
+
+CAMERA = "camera_front_wide_120fov"
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and was reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def tag(pid: int) -> str:
+    return f"{pid}@{owner_tag().split('@', 1)[1]}"
+
+
+def test_owner_of_a_name_decides_what_is_an_orphan():
+    host = owner_tag().split("@", 1)[1]
+    assert owner_tag() == f"{os.getpid()}@{host}"
+    assert is_orphan(f"{dead_pid()}@{host}-1a2b3c4d.mp4")
+    assert not is_orphan(f"{os.getpid()}@{host}-1a2b3c4d.mp4")  # this process
+    assert not is_orphan(f"{os.getppid()}@{host}-1a2b3c4d.mp4")  # alive
+    assert not is_orphan(f"{dead_pid()}@another_host-1a2b3c4d.mp4")  # a shared disk: not ours to judge
+    assert not is_orphan("1a2b3c4d.mp4")  # no owner (an older version's name)
+
+
+def test_remove_orphans_files_and_folders(tmp_path):
+    dead, live = tag(dead_pid()), tag(os.getppid())
+    files = [tmp_path / f".a.mp4.partial-{dead}-00000001.mp4", tmp_path / f".a.mp4.partial-{live}-00000002.mp4"]
+    for f in files:
+        f.write_bytes(b"x")
+    folder = tmp_path / f".cam.partial-{dead}-00000003"
+    (folder / "sub").mkdir(parents=True)
+    removed = remove_orphans([*files, folder], len(".a.mp4.partial-"))
+    assert removed == [files[0], folder] and not files[0].exists() and not folder.exists() and files[1].exists()
+
+
+class BarBuilder:
+    def prepare(self, scene, look):
+        return None
+
+    def build(self, scene, camera, frame, look, prepared):
+        vertices = np.array([[0, 0, 5], [40, 0, 5], [40, 720, 5], [0, 720, 5]], np.float32)
+        return [DrawBatch(vertices, np.ones((4, 3), np.float32), np.array([[0, 1, 2], [0, 2, 3]]))]
+
+
+def test_render_removes_partials_of_killed_renders(tmp_path):
+    intr = FThetaIntrinsics(640.0, 360.0, 1280, 720, [0.0, 1e-3, 0.0, 0.0, 0.0, 0.0], True)
+    scene = Scene(
+        clip_id="clip0",
+        source_format="synthetic",
+        frame_timestamps_us=np.arange(2) * 33_333,
+        world_SE3_rig=np.tile(np.eye(4), (2, 1, 1)),
+        cameras={CAMERA: CameraSpec(CAMERA, intr, np.eye(4))},
+    )
+    folder = tmp_path / "clip0"
+    folder.mkdir()
+    orphan = folder / f".clip0.{CAMERA}.mp4.partial-{tag(dead_pid())}-0000000a.mp4"
+    running = folder / f".clip0.{CAMERA}.mp4.partial-{tag(os.getppid())}-0000000b.mp4"
+    for f in (orphan, running):
+        f.write_bytes(b"half a video")
+    options = {"device": "cpu", "msaa": 1, "preset": "ultrafast", "workers": 1, "frame_builder": BarBuilder()}
+    (res,) = render_clip(scene, tmp_path, cameras=[CAMERA], **options)
+    assert res.path.is_file() and not orphan.exists() and running.exists()
+
+
+def test_staging_removes_folders_of_killed_runs(tmp_path):
+    out = tmp_path / "render" / "abc"
+    out.parent.mkdir()
+    orphan = out.parent / f"{cache.STAGING_PREFIX}abc-{tag(dead_pid())}-0123456789ab"
+    running = out.parent / f"{cache.STAGING_PREFIX}abc-{tag(os.getppid())}-0123456789ac"
+    other_output = out.parent / f"{cache.STAGING_PREFIX}abcd-{tag(dead_pid())}-0123456789ad"
+    for d in (orphan, running, other_output):
+        d.mkdir()
+    with cache.staging(out) as tmp:
+        assert owner_tag() in tmp.name
+        assert not orphan.exists() and running.exists()
+    assert other_output.exists()  # another output's staging folder: not swept here
