@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from scene2world.cli import main
+from scene2world.manifest import read_manifest
 from tests.conftest import EXAMPLE
 
 
@@ -61,6 +62,18 @@ def test_render_png_frames(tmp_path, capsys):
     assert Path(_last_line(capsys.readouterr().out)) == out / "manifest.json"
     frames = sorted(p.name for p in (out / "s2w_demo_curve_0001" / "camera_front_wide_120fov").iterdir())
     assert frames == ["000010.png", "000011.png"]
+    assert read_manifest(out / "manifest.json").settings["line_caps"] == "culled"
+
+
+def test_render_line_caps_all_is_its_own_output(tmp_path, capsys):
+    """``--line-caps all`` reaches the renderer and is part of the step key (a different output)."""
+    args = ["render", str(EXAMPLE), "--cameras", "camera_front_wide_120fov", "--frames", "10:11", "--png"]
+    args += ["--set", f"data_root={tmp_path}"]
+    assert main(args) == 0
+    culled = Path(_last_line(capsys.readouterr().out))
+    assert main([*args, "--line-caps", "all"]) == 0
+    exact = Path(_last_line(capsys.readouterr().out))
+    assert exact != culled and read_manifest(exact).settings["line_caps"] == "all"
 
 
 def test_render_refuses_to_overwrite_a_users_folder(tmp_path, capsys):
