@@ -24,7 +24,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from scene2world.errors import RenderError
-from scene2world.renderer.batch import DrawBatch
+from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
 from scene2world.renderer.camera import FThetaCamera
 from scene2world.renderer.primitives import (
     BOX_EDGES,
@@ -353,19 +353,29 @@ def build_frame(
             label="static_lines",
         )
     else:
-        uv, depth = camera.project(points_cam)
-        uvz = np.concatenate([uv, depth[:, None]], axis=1)
+        # segments wholly nearer than the near plane or beyond the far one cannot show (the
+        # rasteriser clips them away): project only the points of the others
+        z = points_cam[:, 2]
         i0, i1 = static.line_index[:, 0], static.line_index[:, 1]
+        near, far = z < NEAR_CLIP_M, z > FAR_CLIP_M
+        shown = np.flatnonzero(~((near[i0] & near[i1]) | (far[i0] & far[i1])))
+        i0, i1 = i0[shown], i1[shown]
+        used = np.zeros(len(z), bool)
+        used[i0] = used[i1] = True
+        uvz = np.empty((len(z), 3))
+        uvz[used, :2] = camera.project(points_cam[used])[0]
+        uvz[:, 2] = z
         lines = expand_lines(
             uvz[i0],
             uvz[i1],
-            static.line_colors,
-            static.line_colors,
-            static.line_widths_px,
+            static.line_colors[shown],
+            static.line_colors[shown],
+            static.line_widths_px[shown],
             camera.width_px,
             camera.height_px,
             "static_lines",
             cull_caps=cull_caps,
+            segment_ids=shown,
         )
     triangles = project_triangles(
         camera,

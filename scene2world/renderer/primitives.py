@@ -495,6 +495,7 @@ def expand_lines(
     label: str = "lines",
     *,
     cull_caps: bool = True,
+    segment_ids: NDArrayInt | None = None,
 ) -> DrawBatch:
     """Expand projected segments into quads with round caps (NVIDIA's line geometry shader).
 
@@ -510,6 +511,9 @@ def expand_lines(
         label: the batch label.
         cull_caps: draw chains of segments with far fewer triangles and (nearly) the same
             picture (:func:`line_plan`); False emits NVIDIA's 18 triangles per segment.
+        segment_ids: (S,) increasing numbers of the segments in their polylines' list, when some
+            were left out before (only segments numbered k and k + 1 may form a chain); None:
+            0..S−1.
 
     Returns:
         A :class:`DrawBatch` in segment order: per drawn segment its quad, its start cap, its end
@@ -520,7 +524,7 @@ def expand_lines(
         vector), or entirely outside the viewport.
     """
     vertices, colors, faces, _ = _expand(
-        uvz0, uvz1, rgb0, rgb1, width_px, image_width_px, image_height_px, cull_caps=cull_caps
+        uvz0, uvz1, rgb0, rgb1, width_px, image_width_px, image_height_px, cull_caps=cull_caps, segment_ids=segment_ids
     )
     return DrawBatch(vertices, colors, faces, label)
 
@@ -671,6 +675,7 @@ def _expand(
     image_height_px: int,
     *,
     cull_caps: bool = True,
+    segment_ids: NDArrayInt | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`expand_lines` returning (vertices, colours, faces, source segment of each face)."""
     p0 = _as(uvz0, "uvz0", (3,))
@@ -716,7 +721,8 @@ def _expand(
         return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces.reshape(-1, 3), src
 
     unit = np.stack([dx[idx], dy[idx]], axis=1) / length[:, None]
-    plan = line_plan(q0, q1, c0[idx], c1[idx], width[idx], np.diff(idx) == 1, unit, half, w)
+    ids = idx if segment_ids is None else np.asarray(segment_ids)[idx]
+    plan = line_plan(q0, q1, c0[idx], c1[idx], width[idx], np.diff(ids) == 1, unit, half, w)
     start_rows, end_rows = np.flatnonzero(plan.start_cap), np.flatnonzero(plan.end_cap)
     rim_end, rim_start = np.flatnonzero(plan.rim == 1), np.flatnonzero(plan.rim == 2)
     ns, ne, nre, nrs = len(start_rows), len(end_rows), len(rim_end), len(rim_start)
