@@ -82,7 +82,7 @@ def staging(out_dir: Path) -> Iterator[Path]:
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     prefix = f"{STAGING_PREFIX}{out_dir.name}-"
-    remove_orphans(out_dir.parent.glob(f"{glob.escape(prefix)}*"), len(prefix))  # left by killed runs
+    remove_orphans(out_dir.parent.glob(f"{glob.escape(prefix)}*"))  # left by killed runs
     tmp = out_dir.parent / f"{prefix}{owner_tag()}-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-_OWNER = re.compile(r"(\d+)@([A-Za-z0-9_]+)-")
+_OWNER = re.compile(r"(?:^|-)(\d+)@([A-Za-z0-9_]+)-")
 _host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
 
@@ -36,20 +36,24 @@ def _running(pid: int) -> bool:
     return True
 
 
-def is_orphan(tail: str) -> bool:
-    """True when ``tail`` (the part of a temporary's name after its prefix) names a dead owner on this host."""
-    match = _OWNER.search(tail)
-    if match is None:
+def is_orphan(name: str) -> bool:
+    """True when the temporary ``name`` names a dead owner on this host.
+
+    The owner is the last ``-<pid>@<host>-`` in the name (it follows the output's own name).
+    """
+    matches = list(_OWNER.finditer(name))
+    if not matches:
         return False
+    match = matches[-1]
     pid, host = int(match.group(1)), match.group(2)
     return host == _host and pid != os.getpid() and not _running(pid)
 
 
-def remove_orphans(paths: Iterable[Path], prefix_len: int = 0) -> list[Path]:
-    """Delete the files or folders among ``paths`` whose owner is dead (name after ``prefix_len`` chars)."""
+def remove_orphans(paths: Iterable[Path]) -> list[Path]:
+    """Delete the files or folders among ``paths`` whose owner is dead (:func:`is_orphan`)."""
     removed = []
     for path in paths:
-        if not is_orphan(path.name[prefix_len:]):
+        if not is_orphan(path.name):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -30,11 +30,13 @@ def tag(pid: int) -> str:
 def test_owner_of_a_name_decides_what_is_an_orphan():
     host = owner_tag().split("@", 1)[1]
     assert owner_tag() == f"{os.getpid()}@{host}"
-    assert is_orphan(f"{dead_pid()}@{host}-1a2b3c4d.mp4")
-    assert not is_orphan(f"{os.getpid()}@{host}-1a2b3c4d.mp4")  # this process
-    assert not is_orphan(f"{os.getppid()}@{host}-1a2b3c4d.mp4")  # alive
-    assert not is_orphan(f"{dead_pid()}@another_host-1a2b3c4d.mp4")  # a shared disk: not ours to judge
-    assert not is_orphan("1a2b3c4d.mp4")  # no owner (an older version's name)
+    name = ".clip-7@x-.cam.mp4.partial-{}-1a2b3c4d.mp4"  # the owner is the last -pid@host- in the name
+    assert is_orphan(name.format(f"{dead_pid()}@{host}"))
+    assert not is_orphan(name.format(f"{os.getpid()}@{host}"))  # this process
+    assert not is_orphan(name.format(f"{os.getppid()}@{host}"))  # alive
+    assert not is_orphan(name.format(f"{dead_pid()}@another_host"))  # a shared disk: not ours to judge
+    assert not is_orphan(".clip.cam.mp4.partial-1a2b3c4d.mp4")  # no owner (an older version's name)
+    assert not is_orphan(f".clip.cam.mp4.partial-x{os.getppid()}{dead_pid()}@{host}-1a2b.mp4")  # no '-' before
 
 
 def test_remove_orphans_files_and_folders(tmp_path):
@@ -44,7 +46,7 @@ def test_remove_orphans_files_and_folders(tmp_path):
         f.write_bytes(b"x")
     folder = tmp_path / f".cam.partial-{dead}-00000003"
     (folder / "sub").mkdir(parents=True)
-    removed = remove_orphans([*files, folder], len(".a.mp4.partial-"))
+    removed = remove_orphans([*files, folder])
     assert removed == [files[0], folder] and not files[0].exists() and not folder.exists() and files[1].exists()
 
 

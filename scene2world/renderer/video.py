@@ -84,8 +84,7 @@ def partial_paths(final: Path | str) -> list[Path]:
 
 def remove_orphan_partials(final: Path | str) -> list[Path]:
     """Delete the temporaries of ``final`` left by processes that died (SIGKILL) on this host."""
-    final = Path(final)
-    return remove_orphans(partial_paths(final), len(f".{final.name}.partial-"))
+    return remove_orphans(partial_paths(final))
 
 
 def concat_videos(parts: list[Path], final: Path | str) -> Path:
