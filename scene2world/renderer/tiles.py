@@ -19,7 +19,7 @@ def drawn_tiles(vertices_px: np.ndarray, faces: np.ndarray, width: int, height: 
 
     Conservative: a triangle can only cover samples inside its pixel bounding box widened by one
     pixel, and clipping (near/far) only removes parts of it. Non-finite vertices mark every tile.
-    About 0.5 ms for 40k triangles.
+    About 1 ms for 40k triangles.
     """
     rows, cols = -(-height // tile), -(-width // tile)
     if len(faces) == 0:
