@@ -49,15 +49,18 @@ def is_orphan(name: str) -> bool:
     return host == _host and pid != os.getpid() and not _running(pid)
 
 
-def remove_orphans(paths: Iterable[Path]) -> list[Path]:
-    """Delete the files or folders among ``paths`` whose owner is dead (:func:`is_orphan`)."""
+def remove_paths(paths: Iterable[Path]) -> list[Path]:
+    """Delete each of ``paths``, file or folder (best effort); returns them."""
     removed = []
     for path in paths:
-        if not is_orphan(path.name):
-            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+def remove_orphans(paths: Iterable[Path]) -> list[Path]:
+    """Delete the files or folders among ``paths`` whose owner is dead (:func:`is_orphan`)."""
+    return remove_paths(p for p in paths if is_orphan(p.name))

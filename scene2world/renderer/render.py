@@ -42,6 +42,7 @@ import numpy as np
 
 from scene2world.config import LineCaps
 from scene2world.errors import RenderCancelledError, RenderError
+from scene2world.leftovers import remove_paths
 from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
     DEFAULT_CRF,
@@ -387,17 +388,15 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _final_path(out_dir: Path | str, clip_id: str, camera: str, png: bool) -> Path:
+    """Where a camera's output is published: its mp4, or its PNG folder."""
+    return png_dir(out_dir, clip_id, camera) if png else video_path(out_dir, clip_id, camera)
+
+
 def _remove_partials(out_dir: Path, clip_id: str, cameras: Sequence[str], png: bool) -> None:
     """Remove temporary outputs that stopped workers may have left (never finished files)."""
-    import shutil
-
     for cam in cameras:
-        final = png_dir(out_dir, clip_id, cam) if png else video_path(out_dir, clip_id, cam)
-        for p in partial_paths(final):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        remove_paths(partial_paths(_final_path(out_dir, clip_id, cam, png)))
 
 
 def _render_in_processes(
@@ -564,7 +563,7 @@ def render_clip(
         raise RenderError(f"`workers` must be >= 0, got {workers}")
     builder = frame_builder or _geometry(line_caps)
     for cam in cams:  # temporaries of renders that were killed outright (SIGKILL) on this host
-        remove_orphan_partials(png_dir(out_dir, scene.clip_id, cam) if png else video_path(out_dir, scene.clip_id, cam))
+        remove_orphan_partials(_final_path(out_dir, scene.clip_id, cam, png))
     if is_empty_scene(scene):
         log.warning(
             "clip %r has no map elements and no objects: its %d control video(s) will be black",
