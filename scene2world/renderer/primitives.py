@@ -429,14 +429,14 @@ CAP_FAN_TRIANGLES = CAP_SEGMENTS - 1
 
 @cache
 def _cap_rim_fan() -> NDArrayInt:
-    """(7, 3) triangles over a cap's 10 vertices (centre 0, rim 1..9) covering the same half polygon.
+    """(7, 3) triangles over a cap's 9 rim points (0..8) covering the shader's half polygon.
 
     The shader's fan around the centre covers exactly the convex polygon of the rim points (the
-    centre lies on the chord from rim 1 to rim 9), so the rim alone, fanned from its first point,
+    centre lies on the chord from rim 0 to rim 8), so the rim alone, fanned from its first point,
     covers the same samples with one triangle fewer; caps have one depth and one colour, so the
     triangulation does not change any pixel.
     """
-    return np.array([(1, 2 + i, 3 + i) for i in range(CAP_FAN_TRIANGLES)], dtype=np.int32)
+    return np.array([(0, 1 + i, 2 + i) for i in range(CAP_FAN_TRIANGLES)], dtype=np.int32)
 
 
 VERTICES_PER_SEGMENT = 24
@@ -727,10 +727,10 @@ def _expand(
     rim_end, rim_start = np.flatnonzero(plan.rim == 1), np.flatnonzero(plan.rim == 2)
     ns, ne, nre, nrs = len(start_rows), len(end_rows), len(rim_end), len(rim_start)
     # vertices: the 4 quad corners of every row (p0 + n, p0 − n, p1 + n, p1 − n, the values of
-    # _line_vertices' float32 products), each kept start cap and end cap (centre + 9 rim points),
+    # _line_vertices' float32 products), each kept start cap and end cap (its 9 rim points),
     # then the loft rims (9 points, narrowed): end cap rims, start cap rims of the next rows
     cap_at = 4 * m
-    rim_at = cap_at + 10 * (ns + ne)
+    rim_at = cap_at + 9 * (ns + ne)
     vertices = np.empty((rim_at + 9 * (nre + nrs), 3), np.float32)
     colors = np.empty_like(vertices)
     corners = vertices[:cap_at].reshape(m, 4, 3)
@@ -743,8 +743,8 @@ def _expand(
     corner_colors[:, 2:] = fade1.astype(np.float32)[:, None]
     normal_px = np.hypot(normal[:, 0], normal[:, 1])
     blocks = (
-        (start_rows, slice(4, 14), normal[start_rows], cap_at),
-        (end_rows, slice(14, 24), normal[end_rows], cap_at + 10 * ns),
+        (start_rows, slice(5, 14), normal[start_rows], cap_at),
+        (end_rows, slice(15, 24), normal[end_rows], cap_at + 9 * ns),
         (
             rim_end,
             slice(15, 24),
@@ -767,9 +767,9 @@ def _expand(
     # a kept cap's straight edge is its quad's end edge: rim points 0 and 8 take the quad corners'
     # exact values (they differ by < 1e-6 px), so the cap, fanned from its rim without the centre,
     # meets the quad edge to edge: no T-junction, no seam triangle, one triangle fewer per cap
-    cap_rims = vertices[cap_at:rim_at].reshape(ns + ne, 10, 3)
-    cap_rims[:ns, 1], cap_rims[:ns, 9] = corners[start_rows, 1], corners[start_rows, 0]
-    cap_rims[ns:, 1], cap_rims[ns:, 9] = corners[end_rows, 2], corners[end_rows, 3]
+    cap_rims = vertices[cap_at:rim_at].reshape(ns + ne, 9, 3)
+    cap_rims[:ns, 0], cap_rims[:ns, 8] = corners[start_rows, 1], corners[start_rows, 0]
+    cap_rims[ns:, 0], cap_rims[ns:, 8] = corners[end_rows, 2], corners[end_rows, 3]
     if LOFT_DEPTH_BIAS and m > 1:
         # NVIDIA's staircase lies between the ramp and one joint's step deeper: aim at its middle
         step_end = np.abs(q1[np.minimum(rim_end + 1, m - 1), 2] - q1[rim_end, 2])
@@ -792,8 +792,8 @@ def _expand(
     corner0 = np.arange(0, cap_at, 4, dtype=np.int32)
     faces[offset] = corner0[:, None] + np.array([0, 1, 2])
     faces[offset + 1] = corner0[:, None] + np.array([1, 2, 3])
-    fan = _cap_rim_fan()  # over the cap's 10 vertices (centre 0 unused, rim 1..9)
-    cap0 = cap_at + 10 * np.arange(ns + ne, dtype=np.int32)
+    fan = _cap_rim_fan()  # over the cap's 9 rim points
+    cap0 = cap_at + 9 * np.arange(ns + ne, dtype=np.int32)
     cap_steps = np.arange(CAP_FAN_TRIANGLES)
     faces[(offset[start_rows] + 2)[:, None] + cap_steps] = fan + cap0[:ns, None, None]
     faces[(offset[end_rows] + 2 + n_start[end_rows])[:, None] + cap_steps] = fan + cap0[ns:, None, None]

@@ -171,13 +171,13 @@ def test_line_width_anisotropy_and_depth_scaling(depth: int) -> None:
 
 def test_round_caps_are_ndc_half_ellipses() -> None:
     batch = _one((300, 200, 20), (600, 200, 20), 12)  # depth 20 m: width 12·0.9 px
-    # the quad and two caps over the same 24 vertices; each cap is fanned over its rim (7 triangles)
-    assert batch.num_triangles == 2 + 7 + 7 and len(batch.vertices_px) == 24
+    # the quad's 4 corners and each cap's 9 rim points; a cap is fanned over its rim (7 triangles)
+    assert batch.num_triangles == 2 + 7 + 7 and len(batch.vertices_px) == 4 + 9 + 9
     v = batch.vertices_px.astype(float)
-    np.testing.assert_array_equal(v[[15, 23]], v[[2, 3]])  # the end cap's rim ends are the quad corners
-    np.testing.assert_array_equal(v[[5, 13]], v[[1, 0]])  # and the start cap's
-    end_centre, end_rim = v[14], v[15:24]
-    start_rim = v[5:14]
+    np.testing.assert_array_equal(v[[13, 21]], v[[2, 3]])  # the end cap's rim ends are the quad corners
+    np.testing.assert_array_equal(v[[4, 12]], v[[1, 0]])  # and the start cap's
+    end_centre, end_rim = (v[2] + v[3]) / 2, v[13:22]
+    start_rim = v[4:13]
     # rim points lie on an ellipse of semi-axes 5.4 px (u) and 5.4·H/W px (v) around the end point
     du, dv = (end_rim[:, 0] - end_centre[0]) / 5.4, (end_rim[:, 1] - end_centre[1]) / (5.4 * H / W)
     np.testing.assert_allclose(du**2 + dv**2, 1.0, atol=1e-4)
@@ -254,7 +254,8 @@ def test_full_caps_are_nvidias_18_triangles_per_segment() -> None:
     full = expand_lines(p0, p1, white, white, 12, W, H, cull_caps=False)
     assert full.num_triangles == 18 * 50 and len(full.vertices_px) == 24 * 50
     one = expand_lines(p0[:1], p1[:1], white[:1], white[:1], 12, W, H)  # a lone segment keeps both caps
-    np.testing.assert_allclose(one.vertices_px, full.vertices_px[:24], atol=1e-4)
+    without_centres = np.r_[0:4, 5:14, 15:24]  # the culled caps are drawn over their rims alone
+    np.testing.assert_allclose(one.vertices_px, full.vertices_px[without_centres], atol=1e-4)
     np.testing.assert_array_equal(one.faces[:2], full.faces[:2])
 
 
@@ -271,7 +272,7 @@ def test_chain_keeps_its_quads_ends_and_winning_caps(step_px: float, lofted: boo
     np.testing.assert_array_equal(culled.vertices_px[: 4 * n], quad_corners)  # same quads, bit for bit
     kept = _rows(culled.vertices_px)
     caps = full.vertices_px.reshape(n, 24, 3)
-    assert _rows(caps[0, 4:14]) <= kept and _rows(caps[-1, 14:24]) <= kept  # the chain's end caps
+    assert _rows(caps[0, 5:14]) <= kept and _rows(caps[-1, 15:24]) <= kept  # the chain's end caps (rims)
     plan = _plan(p0, p1)
     assert plan.start_cap[0] and plan.end_cap[-1] and not plan.start_cap[1:].any()
     assert not plan.join.any()
