@@ -116,10 +116,36 @@ def _patch_osmesa_program_cache() -> None:
     contextdata.getContext = get_context
 
 
+PIP_NAMES = {"pyrender": "pyrender2", "OpenGL": "PyOpenGL", "freetype": "freetype-py", "PIL": "pillow"}
+"""Import name -> the PyPI project that provides it, where they differ (docs/install.md: pyrender2)."""
+
+
+def missing_module_message(error: ModuleNotFoundError) -> str:
+    """One line for a Python module that is not installed: which one, and the pip command."""
+    module = (error.name or str(error)).split(".")[0]
+    project = PIP_NAMES.get(module, module)
+    return (
+        f"the Python module `{module}` is not installed in {sys.prefix}; install it with "
+        f"`{sys.executable} -m pip install {project}` (or reinstall scene2world, which declares it)"
+    )
+
+
+def missing_system_library_message(error: BaseException) -> str:
+    """One line for OpenGL system libraries that cannot be loaded: the apt-get command."""
+    platform = os.environ.get("PYOPENGL_PLATFORM") or "the default platform"
+    extra = " libosmesa6" if platform == "osmesa" else ""
+    return (
+        f"cannot load the OpenGL system libraries over {platform} ({type(error).__name__}: {error}); "
+        f"install them with `apt-get install --no-install-recommends {APT_PACKAGES}{extra}` "
+        "(scene2world renders over EGL: keep PYOPENGL_PLATFORM=egl or unset)"
+    )
+
+
 def load_pyrender(device: Device = "auto") -> Any:
     """Import pyrender with the environment and patches it needs; returns the module.
 
-    Raises RenderError naming the missing apt packages when libEGL/libGL cannot be loaded.
+    Raises RenderError naming the pip command when a Python module (pyrender, PyOpenGL, …) is
+    missing, and the apt-get command when the system's libEGL/libGL cannot be loaded.
     """
     global _pyrender
     if _pyrender is not None:
@@ -131,13 +157,10 @@ def load_pyrender(device: Device = "auto") -> Any:
         _patch_osmesa_program_cache()
         import pyrender
         import pyrender.renderer
+    except ModuleNotFoundError as e:
+        raise RenderError(missing_module_message(e)) from e
     except (ImportError, OSError, AttributeError) as e:
-        platform = os.environ.get("PYOPENGL_PLATFORM", "")
-        raise RenderError(
-            f"cannot load OpenGL over {platform or 'the default platform'} ({e}); install the system "
-            f"libraries with `apt-get install --no-install-recommends {APT_PACKAGES}` (add `libosmesa6` "
-            "for PYOPENGL_PLATFORM=osmesa) and keep PYOPENGL_PLATFORM=egl"
-        ) from e
+        raise RenderError(missing_system_library_message(e)) from e
     _pyrender = pyrender
     return pyrender
 
