@@ -1,4 +1,4 @@
-"""One camera frame of a scene -> NVIDIA's ordered draw batches (reference §3.5).
+"""One camera frame of a scene -> NVIDIA's ordered draw batches (docs/world_scenario.md, "How NVIDIA draws").
 
 :func:`prepare_static` builds the world-space static geometry of a clip once (resampling,
 patterns, triangulation, cuboids); :func:`build_frame` then only transforms, projects and
@@ -126,7 +126,7 @@ def _pole_points(pole: Polyline, look: Look, clipgt: bool) -> np.ndarray | None:
     if len(p) == 1:
         if look == "fixed":
             return p + np.array([[0.0, 0.0, 0.0], [0.0, 0.0, SINGLE_POINT_POLE_HEIGHT_M]])
-        if clipgt:  # NVIDIA adds the 3 m along RDF z = FLU x (reference §2.3)
+        if clipgt:  # NVIDIA adds the 3 m along RDF z = FLU x (docs/world_scenario.md, "ClipGT tables")
             return p + np.array([[0.0, 0.0, 0.0], [SINGLE_POINT_POLE_HEIGHT_M, 0.0, 0.0]])
     return None
 

@@ -1,4 +1,4 @@
-"""Map and object primitives -> pixel-space triangle meshes (NVIDIA's v3 look, reference §3.5-§3.7, §8).
+"""Map and object primitives -> pixel-space triangle meshes (NVIDIA's v3 look, docs/world_scenario.md).
 
 Everything here is vectorised numpy over stacked arrays: segments are ``(S, 2, 3)``, triangles
 ``(T, 3, 3)``, cuboid corners ``(M, 8, 3)``; per-vertex colours have the same leading shape.
@@ -258,7 +258,7 @@ def offset_segments(segments: NDArrayFloat, offset_m: float, clipgt_rdf: bool = 
 
 
 def polygon_outline(points: NDArrayFloat, interval_m: float, close_ring: bool = False) -> np.ndarray:
-    """The resampled outline NVIDIA triangulates (reference §8).
+    """The resampled outline NVIDIA triangulates (docs/world_scenario.md, "How NVIDIA draws": polygons, rings).
 
     The ring is resampled as an *open* polyline (a stored ring without its first vertex repeated
     gets no points on its closing edge); a last point equal (allclose) to the first is dropped.
@@ -318,7 +318,7 @@ def points_in_polygon(points_xy: NDArrayFloat, ring_xy: NDArrayFloat) -> NDArray
 
 
 def cuboid_corners(world_SE3_obj: NDArrayFloat, lwh_m: NDArrayFloat) -> NDArrayFloat:
-    """Corners of oriented boxes in NVIDIA's order (reference §3.5).
+    """Corners of oriented boxes in NVIDIA's order (docs/world_scenario.md, "How NVIDIA draws").
 
     Args:
         world_SE3_obj: (M, 4, 4) object(x heading, y left, z up)->world poses.

@@ -1,6 +1,6 @@
 """RDS-HQ reader (and a small writer): per-attribute folders of one-sample tars -> :class:`Scene`.
 
-Format (rendering reference §3.9): ``<root>/<attribute>/<clip_id>.tar``, each tar one webdataset
+Format (docs/world_scenario.md, "RDS-HQ clips"): ``<root>/<attribute>/<clip_id>.tar``, each tar one webdataset
 sample whose members are ``<clip_id>.<key>``. Read here with :mod:`tarfile`, numpy and json
 (no webdataset). The world is FLU (the label stores' ``coordinate_frame`` is ``rig``: the
 first-frame rig), so nothing is converted.
@@ -15,7 +15,7 @@ first-frame rig), so nothing is converted.
   extrinsics (:data:`scene2world.scene.defaults.NVIDIA_RIG_TABLE`) instead of NVIDIA's silent
   identity extrinsics; cameras missing from that table are skipped (warning).
 - Intrinsics: ``ftheta_intrinsic.<camera>.npy`` = ``[cx, cy, w, h, poly×6, is_bw_poly, (c, d, e)]``;
-  without that tar (or for a camera it lacks) NVIDIA's default intrinsics (§3.8), with a warning.
+  without that tar (or for a camera it lacks) NVIDIA's default intrinsics (docs/world_scenario.md), with a warning.
 - Objects: ``NNNNNN.all_object_info.json`` (labelled every 3rd frame): one track per tracking id,
   timestamps of the labelled frames, extrapolation 0. Static objects (``object_is_moving`` false
   in every observation) get NVIDIA's mean pose (keep observations whose heading · mean heading >
@@ -626,7 +626,7 @@ def _verts(points: NDArrayFloat, as_dicts: bool) -> list[Any]:
 
 
 def _corners(world_SE3_obj: NDArrayFloat, lwh: NDArrayFloat) -> NDArrayFloat:
-    """(8, 3) cuboid corners in NVIDIA's order (§3.5)."""
+    """(8, 3) cuboid corners in NVIDIA's order (docs/world_scenario.md, "How NVIDIA draws")."""
     signs = np.array(
         [[1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1], [1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1]]
     )

@@ -1,4 +1,4 @@
-"""F-theta camera: NVIDIA's test vectors (rendering reference §3.4), fitting, rescale, errors."""
+"""F-theta camera: NVIDIA's test vectors (docs/ftheta.md), fitting, rescale, errors."""
 
 from __future__ import annotations
 

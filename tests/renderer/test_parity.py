@@ -1,6 +1,6 @@
 """Pixel parity with NVIDIA's renderer: reference PNGs (tests/data/reference_renders, made with
-NVIDIA's own code on the scenes of the rendering reference §6.3) against our geometry drawn by the
-real rasteriser (pyrender over EGL).
+NVIDIA's own code on the scenes defined in docs/world_scenario.md, "Reference renders") against our
+geometry drawn by the real rasteriser (pyrender over EGL).
 
 Two measures per image. (1) Among pixels that are non-black in either image, the share whose every
 channel matches within 16/255; the floors sit just under what the renderer reaches (99.85-100 %), so
@@ -295,7 +295,7 @@ def test_nvidia_render_test_case(raster4: Rasterizer) -> None:
     check_elements(name, ours, ref, {"car box"})
 
 
-# §3.5, measured with NVIDIA's renderer (no MSAA): depth -> (horizontal L=12, vertical L=12, vertical L=5) px
+# docs/world_scenario.md, "How NVIDIA draws", measured with NVIDIA's renderer (no MSAA): depth -> (horizontal L=12, vertical L=12, vertical L=5) px
 WIDTH_TABLE = {
     5: (7, 12, 5),
     10: (7, 11, 5),
