@@ -295,7 +295,8 @@ def test_nvidia_render_test_case(raster4: Rasterizer) -> None:
     check_elements(name, ours, ref, {"car box"})
 
 
-# docs/world_scenario.md, "How NVIDIA draws", measured with NVIDIA's renderer (no MSAA): depth -> (horizontal L=12, vertical L=12, vertical L=5) px
+# NVIDIA's line widths without MSAA (docs/world_scenario.md, "How NVIDIA draws"):
+# depth -> (horizontal L=12, vertical L=12, vertical L=5) px
 WIDTH_TABLE = {
     5: (7, 12, 5),
     10: (7, 11, 5),
