@@ -24,7 +24,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from scene2world.renderer.frame import build_frame, prepare_static
-from scene2world.renderer.primitives import expand_lines
+from scene2world.renderer.lines import expand_lines
 from scene2world.renderer.raster import Rasterizer
 from scene2world.scene.model import (
     CameraSpec,

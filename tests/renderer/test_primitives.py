@@ -10,31 +10,39 @@ import pytest
 
 from scene2world.errors import RenderError
 from scene2world.renderer.camera import FThetaCamera
+from scene2world.renderer.clipping import (
+    MAX_CHORD_ERROR_PX,
+    _chord_error_px,
+    clip_segments_near,
+    clip_triangles_near,
+    subdivide_segments,
+    subdivide_triangles,
+)
+from scene2world.renderer.lines import (
+    LinePlan,
+    expand_lines,
+    line_plan,
+)
+from scene2world.renderer.meshes import (
+    project_triangles,
+)
 from scene2world.renderer.primitives import (
     BOX_EDGES,
     BOX_FACES,
-    MAX_CHORD_ERROR_PX,
     SIGN_FACES,
-    LinePlan,
-    _chord_error_px,
     apply_pattern,
     box_vertex_colors,
-    clip_segments_near,
-    clip_triangles_near,
     cuboid_corners,
-    depth_fade,
-    expand_lines,
     fan_triangles,
-    line_plan,
     nvidia_box_visible,
     offset_segments,
     polygon_outline,
     polyline_segments,
-    project_triangles,
     resample_polyline,
-    subdivide_segments,
-    subdivide_triangles,
     triangulate_ring,
+)
+from scene2world.renderer.projection import (
+    depth_fade,
 )
 from scene2world.scene.synthetic import DOC_FTHETA
 
