@@ -116,7 +116,10 @@ def test_dual_offsets_and_clipgt_collapse() -> None:
 
 
 def test_ring_resampling_rules() -> None:
-    """Reference §8: an open ring's closing edge gets no points; a closed ring's does, duplicate dropped."""
+    """An open ring's closing edge gets no points; a closed ring's does, duplicate dropped.
+
+    docs/world_scenario.md, "How NVIDIA draws" (polygons).
+    """
     open_ring = np.array([[40.0, -14, 0], [40.0, 14, 0], [44.0, 14, 0], [44.0, -14, 0]])
     out_open = polygon_outline(open_ring, 0.8)
     out_closed = polygon_outline(np.concatenate([open_ring, open_ring[:1]]), 0.8)
