@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scene2world.config import InferConfig
+from scene2world.config import MAX_SEED, InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.spec import MultiviewInferenceArguments, check_sample_name, load_spec
 
@@ -360,6 +360,13 @@ def plan_sample(
         warnings.append(
             f"sample {s.name!r}: `num_chunks` {requested} clamped to {n}: the controls hold {available} frames "
             f"at fps {s.fps}, enough for {n} chunk(s) of {CHUNK_FRAMES} with overlap {overlap}"
+        )
+    if s.seed + n - 1 > MAX_SEED:
+        problems.add(
+            s,
+            "seed",
+            f"{s.seed} + {n - 1} (chunk i uses seed + i) exceeds {MAX_SEED}, the largest seed NVIDIA's generator takes",
+            f"use a seed ≤ {MAX_SEED - (n - 1)}",
         )
     total = frames_per_view(n, overlap)
     windows = chunk_windows(n, overlap)

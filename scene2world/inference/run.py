@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scene2world.config import InferConfig
 from scene2world.errors import InferenceError
-from scene2world.inference.engines import engine_command
+from scene2world.inference.engines import check_cosmos, engine_command
 from scene2world.inference.launcher import DEFAULT_GRACE_S, launch
 from scene2world.inference.preflight import Plan, describe, preflight
 
@@ -106,6 +106,19 @@ def _publish(stage: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+GUARDRAIL_MARKERS = ("guardrail", "blocked by", "content safety")
+"""Words of the lines Cosmos logs when its guardrails block a prompt or a video (case-insensitive)."""
+
+
+def guardrail_lines(log_tail: str) -> list[str]:
+    """The lines of a launch's log tail that report a guardrail block (to lead the error message)."""
+    return [
+        line.strip()
+        for line in log_tail.splitlines()
+        if any(m in line.lower() for m in GUARDRAIL_MARKERS) and ("block" in line.lower() or "unsafe" in line.lower())
+    ]
+
+
 def run_inference(
     spec_path: Path,
     out_dir: Path,
@@ -133,6 +146,9 @@ def run_inference(
     spec_path = Path(spec_path).absolute()
     out_dir = Path(out_dir).absolute()
     plan = preflight(spec_path, cfg)
+    if cfg.engine == "cosmos":
+        setup = check_cosmos(cfg, imports=not dry_run)
+        emit(f"cosmos: checkout {setup.repo}, interpreter {setup.python} (torch {setup.torch_version or '?'})")
     for line in describe(plan):
         emit(line)
     for warning in plan.warnings:
@@ -158,8 +174,10 @@ def run_inference(
             )
         _publish(stage, out_dir)
     except InferenceError as e:
+        blocked = guardrail_lines(e.log_tail or "")
+        head = f"a guardrail blocked a sample: {blocked[-1]}\n" if blocked else ""
         raise InferenceError(
-            f"{e}\n(the failed run's files and logs are left in {stage})",
+            f"{head}{e}\n(the failed run's files and logs are left in {stage})",
             returncode=e.returncode,
             argv=e.argv,
             log_tail=e.log_tail,
