@@ -403,27 +403,43 @@ def _spec_problem(path: Path) -> str | None:
     return None
 
 
+def _spec_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return [json.loads(text)]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def _loadable_spec(build: _Build, rel: str, src: Path, infer_dir: Path | None) -> str:
-    """Make the placed spec ``rel`` load from where it lies: rewrite its paths when they do not resolve."""
+    """Make the placed spec ``rel`` point at the run folder's own files and load from where it lies.
+
+    Paths into the infer output are rewritten to the run folder's copies (the file is kept as linked when
+    that changes nothing); a spec naming files outside the infer output (a user's spec run as is) is kept.
+    """
+    from scene2world.errors import InferenceError
     from scene2world.inference.spec import rebase_paths
 
     dst = build.root / rel
-    if _spec_problem(dst) is None or infer_dir is None:
+    if infer_dir is None:
         return rel
-    lines = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if src.suffix == ".json":
-        lines = [json.loads(src.read_text(encoding="utf-8"))]
-    moved = [
-        rebase_paths(d, old_dir=src.parent, old_root=infer_dir, new_root=build.root, new_dir=dst.parent) for d in lines
-    ]
-    dst.unlink()
-    if src.suffix == ".json":
-        dst.write_text(json.dumps(moved[0], indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-    else:
-        dst.write_text("".join(json.dumps(d, separators=(",", ":"), ensure_ascii=False) + "\n" for d in moved))
-    build.records[rel] = record_files(build.root, [dst])[0]
+    records = _spec_records(src)
+    try:
+        moved = [
+            rebase_paths(d, old_dir=src.parent, old_root=infer_dir, new_root=build.root, new_dir=dst.parent)
+            for d in records
+        ]
+    except InferenceError:
+        return rel
+    if moved != records:
+        dst.unlink()
+        if src.suffix == ".json":
+            dst.write_text(json.dumps(moved[0], indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+        else:
+            lines = "".join(json.dumps(d, separators=(",", ":"), ensure_ascii=False) + "\n" for d in moved)
+            dst.write_text(lines, encoding="utf-8")
+        build.records[rel] = record_files(build.root, [dst])[0]
     if (problem := _spec_problem(dst)) is not None:
-        raise PackageError(f"{src}: its spec cannot be made loadable in the run folder: {problem}")
+        raise PackageError(f"{src}: the spec does not load from the run folder: {problem}")
     return rel
 
 
