@@ -197,6 +197,24 @@ def cmd_verify(args: argparse.Namespace) -> Path:
     return folder / MANIFEST_NAME
 
 
+def cmd_doctor(args: argparse.Namespace) -> str:
+    """Check this machine for the configured pipeline: one line per check, exit 2 when one fails."""
+    from scene2world.doctor import can_run, run_checks
+
+    cfg = _config(args)
+    checks = run_checks(cfg)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == "FAIL"]
+    if failed:
+        raise Scene2WorldError(
+            f"{len(failed)} check(s) failed, the configured pipeline cannot run here: "
+            + "; ".join(f"{c.name}: {c.fix or c.detail}" for c in failed)
+        )
+    assert can_run(checks)
+    return f"doctor: the configured pipeline (engine {cfg.infer.engine}) can run on this machine"
+
+
 def _say_hit(result: Any) -> None:
     if result.cache_hit:
         print(f"{result.manifest.step}: cache hit, nothing to do", file=sys.stderr)
@@ -250,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="the manifest written by `scene2world infer`")
     p.add_argument("--out", type=Path, help="run folder (default: <runs_dir>/<name>-<key>)")
     p.set_defaults(func=cmd_package)
+
+    p = with_config(sub.add_parser("doctor", help="can this machine run the configured pipeline?"))
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("verify", help="check a run folder against its manifest")
     p.add_argument("run_dir", help="a run folder (or any step output folder)")

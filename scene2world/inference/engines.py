@@ -218,18 +218,18 @@ def check_cosmos(cfg: InferConfig, *, imports: bool = True, timeout_s: float = I
     return CosmosSetup(repo, python, checkpoint, version)
 
 
-_IMPORT_CODE = (
-    "import importlib.util, torch, {pkg}\n"
-    "assert importlib.util.find_spec('{mod}') is not None, 'no module {mod}'\n"
-    "print(torch.__version__)"
+IMPORT_PROBE = (
+    "import importlib.util, torch, cosmos_transfer2\n"
+    "assert importlib.util.find_spec('examples.multiview') is not None, 'no module examples.multiview'\n"
+    "print(torch.__version__, torch.cuda.device_count())"
 )
+"""Run by the Cosmos interpreter in the checkout: prints ``<torch version> <CUDA devices>``."""
 
 
 def _import_check(cfg: InferConfig, repo: Path, python: Path, timeout_s: float) -> str:
-    code = _IMPORT_CODE.format(pkg=COSMOS_PACKAGE, mod=COSMOS_MODULE)
     try:
         proc = subprocess.run(
-            [str(python), "-c", code],
+            [str(python), "-c", IMPORT_PROBE],
             cwd=repo,
             env=rank_env(cfg),
             capture_output=True,
@@ -246,7 +246,7 @@ def _import_check(cfg: InferConfig, repo: Path, python: Path, timeout_s: float) 
             f"`infer.cosmos.python` = {python} cannot import the Cosmos code of {repo} ({why}); set up the checkout "
             f"(`uv sync`, {SETUP_DOC}) or set `infer.cosmos.python` to the interpreter of its environment"
         )
-    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    return proc.stdout.split()[0] if proc.stdout.strip() else ""
 
 
 def engine_program(cfg: InferConfig, spec_path: Path, out_dir: Path) -> list[str]:
