@@ -155,6 +155,9 @@ def cmd_infer(args: argparse.Namespace) -> Path:
 
     result = run_infer(infer_cfg, target, data_root=cfg.data_root, out_dir=args.out, log_line=echo)
     _say_hit(result)
+    stats = result.manifest.stats
+    if not result.cache_hit and "inferred_samples" in stats:
+        echo(f"infer: {stats['inferred_samples']} sample(s) inferred, {stats['reused_samples']} reused")
     return result.manifest_path
 
 

@@ -58,7 +58,7 @@ MULTIVIEW = textwrap.dedent(
             if rank != 0:
                 time.sleep(600)  # waiting in a collective for rank 0, up to NCCL's timeout
                 continue
-            message = f"Guardrail blocked text2world generation: prompt of sample {s.name} is unsafe (Blocklist)"
+            message = f"Guardrail blocked generation. Prompt: {s.prompt}"  # NVIDIA's wording
             print(message, flush=True)
             if args.keep_going:
                 continue
