@@ -127,6 +127,7 @@ def run_inference(
     *,
     dry_run: bool = False,
     grace_s: float = DEFAULT_GRACE_S,
+    keep_failed: Path | None = None,
 ) -> InferenceResult:
     """Check ``spec_path``, run ``cfg.engine`` under torchrun and publish its files as ``out_dir``.
 
@@ -137,6 +138,8 @@ def run_inference(
         log: receives the plan summary, the warnings and every torchrun output line.
         dry_run: check and plan only; the result's ``command`` is what would run.
         grace_s: seconds between SIGTERM and SIGKILL when the launch is stopped.
+        keep_failed: where a failed launch's files and logs are moved (default: left beside ``out_dir``),
+            e.g. outside a staging folder that is about to be removed.
 
     Raises:
         InferenceError: a spec problem (before launching), a failed or timed-out launch, or
@@ -176,8 +179,14 @@ def run_inference(
     except InferenceError as e:
         blocked = guardrail_lines(e.log_tail or "")
         head = f"a guardrail blocked a sample: {blocked[-1]}\n" if blocked else ""
+        left = stage
+        if keep_failed is not None:
+            with contextlib.suppress(OSError):
+                keep_failed.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage, keep_failed)
+                left = keep_failed
         raise InferenceError(
-            f"{head}{e}\n(the failed run's files and logs are left in {stage})",
+            f"{head}{e}\n(the failed run's files and logs are left in {left})",
             returncode=e.returncode,
             argv=e.argv,
             log_tail=e.log_tail,

@@ -9,6 +9,8 @@ Layout of the step's output folder (every spec file in it loads unchanged in NVI
     outputs/<sample>_<view>.mp4, <sample>_grid.mp4 or <sample>.mp4
     logs/                                 torchrun and rank logs of this run's launch (if one ran)
 
+A failed launch publishes nothing; its files and logs are moved to ``<data_root>/infer-failed/``.
+
 Each sample (``<clip>.<variant>.<seed>``, :mod:`.samples`) has its own key and its own cache folder
 ``<data_root>/infer-samples/<key>/`` with the same ``controls/`` + ``outputs/`` layout. A run looks
 every sample up, launches torchrun once for the samples that are missing (the model loads once),
@@ -23,6 +25,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,8 @@ OUTPUT_DIR = "outputs"
 CONTROLS_DIR = "controls"
 LOGS_DIR = "logs"
 SAMPLE_CACHE = "infer-samples"
+FAILED_DIR = "infer-failed"
+"""Under the data root: the files and logs of failed launches (never read back as outputs)."""
 LAUNCH_DIR = ".launch"
 LAUNCH_SPEC = ".launch.jsonl"
 
@@ -215,8 +220,9 @@ def _launch(
     from scene2world.inference.spec import write_spec
 
     launch_spec = write_spec([dicts[r.name] for r in todo], tmp / SPEC_DIR / LAUNCH_SPEC)
+    failed = data_root / FAILED_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
-        result = run_inference(launch_spec, tmp / LAUNCH_DIR, cfg, log=log_line)
+        result = run_inference(launch_spec, tmp / LAUNCH_DIR, cfg, log=log_line, keep_failed=failed)
     finally:
         launch_spec.unlink(missing_ok=True)
     for r in todo:

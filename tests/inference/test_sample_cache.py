@@ -106,3 +106,23 @@ def test_variants_times_seeds_in_one_launch_then_one_variant_changed(rendered, t
     third = run_infer(_cfg(changed), render.out_dir, data_root=data)
     assert third.cache_hit and third.out_dir == second.out_dir
     assert read_manifest(third.out_dir).stats["inferred_samples"] == 2
+
+
+def test_failed_launch_publishes_nothing_and_keeps_its_logs(rendered, tmp_path):
+    from scene2world.config import CosmosEngineConfig
+    from scene2world.errors import InferenceError
+
+    from .fake_cosmos import make_checkout
+
+    data, render = rendered
+    repo = make_checkout(tmp_path / "cosmos-transfer2.5")
+    cfg = _cfg({"ok": "A clear day.", "bad": "please BLOCK this"}).model_copy(
+        update={"engine": "cosmos", "nproc_per_node": 1, "cosmos": CosmosEngineConfig(repo_dir=repo)}
+    )
+    samples_before = set((data / SAMPLE_CACHE).iterdir())
+    with pytest.raises(InferenceError, match=r"^a guardrail blocked a sample: .*Prompt: please BLOCK this") as info:
+        run_infer(cfg, render.out_dir, data_root=data)
+    kept = Path(str(info.value).rsplit("left in ", 1)[1].rstrip(")"))
+    assert kept.parent == data / "infer-failed" and (kept / "logs" / "torchrun.log").is_file()
+    assert set((data / SAMPLE_CACHE).iterdir()) == samples_before  # no sample of the failed launch was stored
+    assert not [p for p in (data / "infer").iterdir() if p.name.startswith(".")]  # no staging left
