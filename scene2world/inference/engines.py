@@ -4,7 +4,7 @@
   current interpreter; no model, any rank count, gloo on CPU and NCCL on GPU.
 * ``cosmos``: ``-m examples.multiview`` inside the user's cosmos-transfer2.5 checkout
   (``infer.cosmos.repo_dir``), run by the Cosmos environment's interpreter, with
-  ``--context-parallel-size`` equal to the rank count (``reference/cosmos_inference.md`` §1.2).
+  ``--context-parallel-size`` equal to the rank count (``docs/cosmos.md``).
 
 Both get the same ``-i SPEC -o OUT`` contract. The ranks inherit the user's environment (proxies,
 CA bundles, Hugging Face and NCCL settings, ...) minus a deny-list of what scene2world must control

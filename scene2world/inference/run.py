@@ -2,7 +2,7 @@
 
 :func:`run_inference` checks the spec before anything starts (:mod:`.preflight`), launches the
 engine's torchrun (:mod:`.engines`, :mod:`.launcher`) into a temporary folder next to ``out_dir``,
-checks that every file Cosmos would write is there (§1.12 of ``reference/cosmos_inference.md``) and
+checks that every file Cosmos would write is there (``docs/cosmos.md``, "Outputs") and
 only then renames the folder to ``out_dir``. A failed launch leaves ``out_dir`` untouched.
 """
 

@@ -1,10 +1,10 @@
 """The Cosmos-Transfer2.5 multiview spec: NVIDIA's ``MultiviewInferenceArguments`` as a pydantic model.
 
-Field names, defaults, bounds and order follow NVIDIA's model (``reference/cosmos_inference.md``
-§1.3-1.4, §1.12): extra keys are forbidden, paths must name existing files and are resolved
-from the spec file's folder, ``prompt`` wins over ``prompt_path`` (whose file must still exist,
-§8.1), and the ``validate_input_paths`` rules (an active view needs ``control_path``, conditional
-frames need ``input_path``) hold. It is stricter than NVIDIA where §8 says that is safe: types
+Field names, defaults, bounds and order follow NVIDIA's model (``docs/cosmos.md``, "NVIDIA's spec
+model"): extra keys are forbidden, paths must name existing files and are resolved from the spec
+file's folder, ``prompt`` wins over ``prompt_path`` (whose file must still exist), and the
+``validate_input_paths`` rules (an active view needs ``control_path``, conditional frames need
+``input_path``) hold. It is stricter than NVIDIA where that is safe: types
 are not coerced (``guidance: 3.0``, ``"yes"`` for a bool are rejected), ``~`` paths, blank
 ``.jsonl`` lines and a ``.json`` holding a list get clear messages instead of crashes. Every file
 this module writes is therefore accepted by NVIDIA's own loader.
@@ -516,7 +516,7 @@ def _read_records(path: Path) -> list[tuple[str, Any]]:
 def load_spec(path: Path) -> list[MultiviewInferenceArguments]:
     """Load a ``.json`` (one sample) or ``.jsonl`` (one per line) spec with NVIDIA's rules.
 
-    Relative paths are taken from the spec file's folder; prompts are resolved (§8.1); names must be
+    Relative paths are taken from the spec file's folder; prompts are resolved; names must be
     unique. Raises InferenceError listing every problem with file, line (from 1), sample and field.
     """
     path = Path(path)
