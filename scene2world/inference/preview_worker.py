@@ -13,8 +13,8 @@ to 720×1280 (bilinear, antialiased, no crop). Frame by frame, the ranks' uint8 
 on rank 0 (``torch.distributed.gather``, gloo on CPU, NCCL on GPU), which writes what Cosmos writes
 (``docs/cosmos.md``, "Outputs"): ``<name>.json``; ``<name>_<view>.mp4`` per active view and
 ``<name>_grid.mp4`` (3×3 cells of 1280×720 in canonical order, black where empty, 3840×2160) — or,
-with ``save_combined_views``, one ``<name>.mp4`` with the views one after the other in time; plus ``config.yaml`` and ``console.log``.
-Videos play at the spec fps and are written under a temporary name, then renamed.
+with ``save_combined_views``, one ``<name>.mp4`` with the views one after the other in time; plus
+``config.yaml`` and ``console.log``. Videos play at the spec fps and are written under a temporary name, then renamed.
 """
 
 from __future__ import annotations
