@@ -155,6 +155,9 @@ def cmd_infer(args: argparse.Namespace) -> Path:
 
     result = run_infer(infer_cfg, target, data_root=cfg.data_root, out_dir=args.out, log_line=echo)
     _say_hit(result)
+    stats = result.manifest.stats
+    if not result.cache_hit and "inferred_samples" in stats:
+        echo(f"infer: {stats['inferred_samples']} sample(s) inferred, {stats['reused_samples']} reused")
     return result.manifest_path
 
 
@@ -195,6 +198,24 @@ def cmd_verify(args: argparse.Namespace) -> Path:
         raise Scene2WorldError(f"{folder}: {len(problems)} problem(s) against {MANIFEST_NAME}: {problems[0]}")
     print(f"{folder}: every file matches {MANIFEST_NAME}", file=sys.stderr)
     return folder / MANIFEST_NAME
+
+
+def cmd_doctor(args: argparse.Namespace) -> str:
+    """Check this machine for the configured pipeline: one line per check, exit 2 when one fails."""
+    from scene2world.doctor import can_run, run_checks
+
+    cfg = _config(args)
+    checks = run_checks(cfg)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == "FAIL"]
+    if failed:
+        raise Scene2WorldError(
+            f"{len(failed)} check(s) failed, the configured pipeline cannot run here: "
+            + "; ".join(f"{c.name}: {c.fix or c.detail}" for c in failed)
+        )
+    assert can_run(checks)
+    return f"doctor: the configured pipeline (engine {cfg.infer.engine}) can run on this machine"
 
 
 def _say_hit(result: Any) -> None:
@@ -250,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="the manifest written by `scene2world infer`")
     p.add_argument("--out", type=Path, help="run folder (default: <runs_dir>/<name>-<key>)")
     p.set_defaults(func=cmd_package)
+
+    p = with_config(sub.add_parser("doctor", help="can this machine run the configured pipeline?"))
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("verify", help="check a run folder against its manifest")
     p.add_argument("run_dir", help="a run folder (or any step output folder)")

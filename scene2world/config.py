@@ -92,12 +92,24 @@ class RenderConfig(_Model):
     workers: int = Field(0, ge=0, le=64, description="Camera render processes; 0 = one per CPU core (max cameras).")
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed NVIDIA's generator takes (numpy's 32-bit seed); autoregressive chunk i uses seed + i."""
+
+
 class CosmosEngineConfig(_Model):
     """Settings of the real Cosmos-Transfer2.5 engine (a user's cosmos-transfer2.5 checkout)."""
 
     repo_dir: Path | None = Field(None, description="cosmos-transfer2.5 checkout (runs `-m examples.multiview`).")
-    python: str = Field("python", description="Python interpreter of the Cosmos environment.")
-    checkpoint_path: str | None = Field(None, description="Checkpoint (.pt, hf://...); None = the model's default.")
+    python: str | None = Field(
+        None,
+        description="Python interpreter of the Cosmos environment; None = the checkout's `.venv/bin/python`. "
+        "A bare name (`python3`) is looked up on PATH.",
+    )
+    checkpoint_path: str | None = Field(
+        None,
+        description="Checkpoint (.pt, hf://...); None = the model's default. A relative local path is taken from "
+        "the current directory.",
+    )
     experiment: str | None = Field(None, description="Experiment name; None = the model's default.")
     disable_guardrails: bool = Field(False, description="Pass --disable-guardrails.")
     offload_guardrail_models: bool = Field(False, description="Pass --offload-guardrail-models.")
@@ -117,10 +129,24 @@ class InferConfig(_Model):
     prompt: str = Field(
         "A realistic autonomous driving scene through city streets in daylight, consistent across all cameras.",
         min_length=1,
-        description="Text prompt (conditions the first active view).",
+        description="Text prompt of the single `default` variant, used when neither `prompts` nor the dataset "
+        "gives variants (`{caption}` is replaced by the clip's caption).",
+    )
+    prompts: dict[str, str] | None = Field(
+        None,
+        description="Prompt variants {name: text}; one sample per clip x variant x seed. `{caption}` in a text is "
+        "replaced by the clip's caption (captions/<clip>.txt). Overrides the dataset's prompts/<clip>.json.",
     )
     negative_prompt: str | None = Field(None, description="Written to the spec; the multiview model ignores it.")
-    seed: int = Field(0, ge=0, description="Sampling seed (autoregressive chunk i uses seed + i).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Sampling seed when `seeds` is not set (autoregressive chunk i uses seed + i).",
+    )
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="Several seeds: one sample per clip x variant x seed (overrides `seed`)."
+    )
     guidance: int = Field(3, ge=0, le=7, description="Classifier-free guidance, integer 0-7.")
     num_conditional_frames: int = Field(0, ge=0, le=32, description="RGB frames to condition on (0: control only).")
     control_weight: float = Field(1.0, ge=0.0, le=1.0, description="Scale of the control branch.")
@@ -131,6 +157,32 @@ class InferConfig(_Model):
     chunk_overlap: int = Field(1, ge=0, le=28, description="Frames shared between autoregressive chunks.")
     save_combined_views: bool = Field(False, description="One time-concatenated mp4 instead of per-view mp4s + grid.")
     cosmos: CosmosEngineConfig = Field(default_factory=CosmosEngineConfig)
+
+    @field_validator("prompts")
+    @classmethod
+    def _variant_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one variant {name: text}, or leave `prompts` unset")
+            for name, text in value.items():
+                if not name.strip() or not str(text).strip():
+                    raise ValueError(f"variant {name!r}: name and text must be non-empty")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            bad = [s for s in value if not 0 <= s <= MAX_SEED]
+            if bad:
+                raise ValueError(f"seeds must be 0..{MAX_SEED}, got {bad}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"seeds must be distinct, got {value}")
+        return value
+
+    def seed_list(self) -> list[int]:
+        """The seeds of every variant: ``seeds``, else ``[seed]``."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 class PackageConfig(_Model):

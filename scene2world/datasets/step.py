@@ -21,6 +21,7 @@ from scene2world.datasets import digest, extract, fetch, sources
 from scene2world.errors import DatasetError
 from scene2world.manifest import Manifest, record_tree, sha256_file, write_manifest
 from scene2world.scene.discover import discover_clips
+from scene2world.scene.prompts import find_clip_text
 
 STEP = "download"
 STEP_VERSION = "1"
@@ -132,7 +133,12 @@ def run_download(
                 "content_sha256": content,
                 "not_modified": not_modified,
                 "clips": [
-                    {"clip_id": c.clip_id, "format": c.format, "path": Path(c.path).relative_to(tmp).as_posix()}
+                    {
+                        "clip_id": c.clip_id,
+                        "format": c.format,
+                        "path": Path(c.path).relative_to(tmp).as_posix(),
+                        **_clip_text(c.path, c.clip_id),
+                    }
                     for c in sorted(clips, key=lambda c: c.clip_id)
                 ],
             },
@@ -141,6 +147,12 @@ def run_download(
         published = cache.publish(tmp, out_dir, key)
     log.info("download: %d clip(s) from %s in %.1f s", len(clips), resolved, timings["total"])
     return cache.StepResult(published, out_dir, cache_hit=False)
+
+
+def _clip_text(folder: Path, clip_id: str) -> dict[str, object]:
+    """The caption and prompt variants the dataset carries for a clip (``scene.prompts``), for the manifest."""
+    text = find_clip_text(folder, clip_id)
+    return {"caption": text.caption, "prompts": text.variants or None}
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

@@ -42,10 +42,9 @@ def render_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 
 
 def infer_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of the infer step from its settings and the render manifest's digest."""
+    """Key of the infer step: its settings and the keys of its samples (prompts, seeds, control videos)."""
     cfg = InferConfig.model_validate(inputs["cfg"])
-    upstream = read_manifest(Path(inputs["render"]["manifest"]))
-    key = infer_step.infer_key(cfg, upstream.digest())
+    key = infer_step.infer_key(cfg, Path(inputs["render"]["manifest"]))
     return key, cache.store_dir(Path(inputs["data_root"]), infer_step.STEP, key)
 
 
