@@ -119,8 +119,8 @@ def test_pipeline_deployment_through_the_worker_then_all_cached(stack):
     )
     assert verify.returncode == 0, verify.stderr
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["settings"]["config"]["name"] == "e2e"  # the parameter won over configs/default.yaml
-    assert manifest["settings"]["config"]["infer"]["prompt"].startswith("A sunny afternoon")  # from the file
+    assert manifest["data"]["config"]["name"] == "e2e"  # the parameter won over configs/default.yaml
+    assert manifest["data"]["config"]["infer"]["prompt"].startswith("A sunny afternoon")  # from the file
 
     t0 = time.monotonic()
     second, run_id2 = run_deployment(stack, "scene2world/pipeline", params)
