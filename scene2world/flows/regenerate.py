@@ -17,7 +17,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
 
 from scene2world.config import (
     DownloadConfig,
@@ -26,7 +25,7 @@ from scene2world.config import (
     PipelineConfig,
     RenderConfig,
 )
-from scene2world.errors import Scene2WorldError
+from scene2world.errors import DatasetError, Scene2WorldError
 from scene2world.flows.hooks import install_user_error_filter, log_cancellation, run_name
 from scene2world.flows.params import resolve_config
 from scene2world.flows.pipeline import run_steps
@@ -54,7 +53,7 @@ def regenerate(
     render: RenderConfig | None = None,
     infer: InferConfig | None = None,
     package: PackageConfig | None = None,
-) -> Any:
+) -> dict[str, dict[str, Any]]:
     """Regenerate the outputs of each dataset source that changed since its last generation.
 
     Every parameter left empty comes from `config`; a given one overrides the file key by key.
@@ -93,10 +92,11 @@ def regenerate(
         try:
             reports[source] = regenerate_source(cfg, source, several=len(wanted) > 1)
         except Scene2WorldError as e:
-            failed[source] = str(e).splitlines()[0]
-            logger.error("%s: %s; its last generation's outputs were left as they were", source, failed[source])
-    if failed:
-        return Failed(message=f"{len(failed)} of {len(wanted)} source(s) failed: " + "; ".join(failed.values()))
+            first = str(e).splitlines()[0]
+            failed[source] = first if source in first else f"{source}: {first}"
+            logger.error("%s; its last generation's outputs were left as they were", failed[source])
+    if failed:  # a user error: the run ends Failed with this one line, no traceback
+        raise DatasetError(f"{len(failed)} of {len(wanted)} source(s) failed: " + "; ".join(failed.values()))
     return reports
 
 
