@@ -51,7 +51,8 @@ def log_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
     try:
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-        stopped = sorted(r.name for r in runs if r.state is not None and r.state.type.value in ("RUNNING", "PENDING"))
+        # the steps that had not finished: running, or failed by the stop signal before the process ended
+        stopped = sorted(r.name for r in runs if r.state is not None and r.state.type.value != "COMPLETED")
     except Exception as e:  # the note must never fail the hook
         stopped = [f"(task runs unreadable: {type(e).__name__})"]
     what = ", ".join(stopped) if stopped else "no step (between steps)"
