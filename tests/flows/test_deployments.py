@@ -52,7 +52,7 @@ def run_deployment(stack, name: str, params: dict, *, watch: bool = True) -> tup
 
 def task_states(stack, flow_run_id: str) -> dict[str, str]:
     runs = stack.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
-    return {r["name"]: r["state"]["name"] for r in runs}
+    return {r["name"]: (r["state"] or {}).get("name") for r in runs}
 
 
 def flow_state(stack, flow_run_id: str) -> str:
@@ -64,13 +64,13 @@ def run_logs(stack, flow_run_id: str) -> list[str]:
     return [entry["message"] for entry in logs]
 
 
-def wait_for(what: str, check, timeout: float, every: float = 0.2):
+def wait_for(what: str, check, timeout: float, every: float = 0.2, detail=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
         time.sleep(every)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.1f} s waiting for {what}" + (f": {detail()}" if detail else ""))
 
 
 def run_pids(flow_run_id: str) -> list[int]:
@@ -250,7 +250,8 @@ def _cancel_when(stack, params: dict, what: str, ready) -> tuple[str, list[int]]
     wait_for(
         "state Cancelled",
         lambda: flow_state(stack, run_id) == "Cancelled",
-        timeout=max(1, 10 - (time.monotonic() - t0)),
+        timeout=max(1.0, 10 - (time.monotonic() - t0)),
+        detail=lambda: f"state {flow_state(stack, run_id)}; logs: {run_logs(stack, run_id)[-12:]}",
     )
     return run_id, pids
 
