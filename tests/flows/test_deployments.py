@@ -73,21 +73,39 @@ def wait_for(what: str, check, timeout: float, every: float = 0.2, detail=None):
     pytest.fail(f"timed out after {timeout:.1f} s waiting for {what}" + (f": {detail()}" if detail else ""))
 
 
-def run_pids(flow_run_id: str) -> list[int]:
-    """Every live process of a flow run: its environment names the run (children inherit it)."""
-    mark = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
-    pids = []
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, environment) of every live (not zombie) process."""
+    table = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             env = (proc / "environ").read_bytes()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if mark in env.split(b"\0") and state != "Z":
-            pids.append(int(proc.name))
-    return pids
+        if fields[0] != "Z":
+            table[int(proc.name)] = (int(fields[1]), env)
+    return table
+
+
+def run_pids(flow_run_id: str) -> list[int]:
+    """Every live process of a flow run: those whose environment names the run, and their descendants
+    (torchrun's ranks get an explicit environment, so they are found as children)."""
+    mark = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    table = _processes()
+    found = {pid for pid, (_, env) in table.items() if mark in env.split(b"\0")}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in table.items() if ppid in found} - found
+        found |= more
+        grew = bool(more)
+    return sorted(found)
+
+
+def alive(pids: list[int]) -> list[int]:
+    table = _processes()
+    return [p for p in pids if p in table]
 
 
 def assert_nothing_half_written(root: Path) -> None:
@@ -246,13 +264,20 @@ def _cancel_when(stack, params: dict, what: str, ready) -> tuple[str, list[int]]
     pids = wait_for(what, lambda: ready(run_id), timeout=300, every=0.1)
     _cancel(stack, run_id)
     t0 = time.monotonic()
-    wait_for("every process of the run to end", lambda: not run_pids(run_id), timeout=10, every=0.1)
+    wait_for(
+        "every process of the run to end",
+        lambda: not alive(pids) and not run_pids(run_id),
+        timeout=10,
+        every=0.1,
+        detail=lambda: f"left: {alive(pids)} {run_pids(run_id)}",
+    )
     wait_for(
         "state Cancelled",
         lambda: flow_state(stack, run_id) == "Cancelled",
-        timeout=max(1.0, 10 - (time.monotonic() - t0)),
+        timeout=60,
         detail=lambda: f"state {flow_state(stack, run_id)}; logs: {run_logs(stack, run_id)[-12:]}",
     )
+    print(f"\ncancelled after {time.monotonic() - t0:.1f} s; {flow_state(stack, run_id)}")
     return run_id, pids
 
 
@@ -276,8 +301,13 @@ def test_cancel_mid_render_and_mid_infer_leaves_no_process_and_nothing_half_writ
 
     def inferring(run_id: str) -> list[int] | None:
         pids = run_pids(run_id)
-        cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes() for p in pids if Path(f"/proc/{p}").exists()]
-        ranks = [c for c in cmdlines if b"preview_worker" in c]
+        ranks = []
+        for pid in pids:
+            try:
+                if b"preview_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    ranks.append(pid)
+            except OSError:
+                continue
         return pids if len(ranks) >= 2 else None
 
     run_id, pids = _cancel_when(stack, lean(root), "the torchrun ranks", inferring)
@@ -285,6 +315,7 @@ def test_cancel_mid_render_and_mid_infer_leaves_no_process_and_nothing_half_writ
     assert_nothing_half_written(root)
     logs = run_logs(stack, run_id)
     assert any(m.startswith("cancelled: stopped infer") for m in logs), logs
+    assert not any("Traceback" in m for m in logs), "\n".join(logs)
 
 
 # ------------------------------------------------------------------------------------------------ serve (last)
