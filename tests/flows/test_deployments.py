@@ -1,5 +1,5 @@
 """prefect.yaml end to end: a real server, `prefect deploy --all`, a process worker, deployment runs,
-the scheduled regeneration against a real HTTP server, cancellation, and `scene2world serve`.
+the scheduled regeneration against a real HTTP server, and cancellation (serve: test_serve.py).
 
 One server + pool + worker serves the whole module; runs use one camera and 90 frames.
 """
@@ -16,7 +16,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -24,7 +23,6 @@ from scene2world import cache
 from scene2world.regeneration.state import read_generation
 from tests.conftest import EXAMPLE
 from tests.datasets.conftest import FileServer, Resource
-from tests.flows.conftest import client_env, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -318,36 +316,3 @@ def test_cancel_mid_render_and_mid_infer_leaves_no_process_and_nothing_half_writ
     # torchrun's agent prints its own traceback on SIGTERM, streamed line by line into the run log;
     # no record of the engine or of scene2world carries one (it would be one multi-line message)
     assert not any("Traceback" in m and "\n" in m for m in logs), "\n".join(logs)
-
-
-# ------------------------------------------------------------------------------------------------ serve (last)
-
-
-def test_serve_runs_the_flow(stack):
-    """`scene2world serve` takes the deployments over (no pool): a deployment run completes through it."""
-    log = open(stack.tmp / "serve.log", "w")  # noqa: SIM115
-    env = client_env(stack.api, stack.tmp)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "scene2world.cli", "serve", "--only", "pipeline"],
-        env=env,
-        cwd=stack.tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def served() -> bool:
-            dep = httpx.get(f"{stack.api}/deployments/name/scene2world/pipeline", timeout=10).json()
-            return dep.get("work_pool_name") is None
-
-        wait_for("serve to register the deployment", served, timeout=120, every=0.5)
-        root = stack.tmp / "served"
-        done, run_id = run_deployment(stack, "scene2world/pipeline", lean(root, name="served"))
-        assert done.returncode == 0, done.stdout[-3000:] + (stack.tmp / "serve.log").read_text()[-3000:]
-        assert flow_state(stack, run_id) == "Completed"
-        (run_dir,) = (root / "runs").iterdir()
-        assert (run_dir / "manifest.json").is_file()
-    finally:
-        stop(serve)
-        log.close()
