@@ -116,3 +116,19 @@ def test_report_counts_and_markdown():
     )  # fmt: skip
     text = diff.report_markdown(report)
     assert "| added | 2 | a, b |" in text and "1 rendered, 1 reused" in text and "1 inferred, 1 reused" in text
+
+
+def test_probe_of_a_server_that_is_down_is_one_dataset_error(tmp_path):
+    import socket
+
+    from scene2world.config import DownloadConfig
+    from scene2world.errors import DatasetError
+    from scene2world.regeneration.probe import probe_source
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/ds.zip"
+    cfg = DownloadConfig(source=url, retries=0, timeout_s=5)
+    with pytest.raises(DatasetError, match=r"ds\.zip: download failed after 1 attempt"):
+        probe_source(cfg, {}, tmp_path)
+    assert not any(tmp_path.rglob("*.zip"))  # nothing that could pass for a download
