@@ -218,6 +218,18 @@ def cmd_doctor(args: argparse.Namespace) -> str:
     return f"doctor: the configured pipeline (engine {cfg.infer.engine}) can run on this machine"
 
 
+def cmd_serve(args: argparse.Namespace) -> Path:
+    """Serve the deployments of prefect.yaml (with their schedules) from this process, without a work pool."""
+    from scene2world.flows.checkout import HOME_ENV, enter_checkout
+    from scene2world.flows.serving import serve_file
+
+    enter_checkout(os.environ.get(HOME_ENV))  # the flows' relative paths resolve in the checkout
+    _no_tracebacks_for_user_errors()
+    path = Path("prefect.yaml").absolute()
+    serve_file(path, only=args.only or None, schedules=not args.no_schedules)
+    return path
+
+
 def _say_hit(result: Any) -> None:
     if result.cache_hit:
         print(f"{result.manifest.step}: cache hit, nothing to do", file=sys.stderr)
@@ -278,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a run folder against its manifest")
     p.add_argument("run_dir", help="a run folder (or any step output folder)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("serve", help="serve the deployments of prefect.yaml (and their schedules) from this process")
+    p.add_argument("--only", action="append", metavar="NAME", help="serve only this deployment (repeatable)")
+    p.add_argument("--no-schedules", action="store_true", help="serve without the schedules (runs on demand only)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

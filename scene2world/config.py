@@ -302,3 +302,18 @@ def updated(model: _ModelT, changes: dict[str, Any], source: str) -> _ModelT:
         return type(model).model_validate({**model.model_dump(), **changes})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from e
+
+
+def merge_config(path: Path | None, explicit: dict[str, Any]) -> PipelineConfig:
+    """The config file at ``path`` (or the defaults) with ``explicit`` values laid over it, key by key.
+
+    ``explicit`` holds only what a caller set (e.g. a flow's parameters that are not None, nested
+    models dumped with ``exclude_unset``), so ``{"render": {"frames": "0:30"}}`` changes that one
+    key and keeps the file's other render settings. Raises ConfigError naming the key.
+    """
+    base = load_config(path).model_dump(mode="json")
+    source = (str(path) if path is not None else "defaults") + " + parameters"
+    try:
+        return PipelineConfig.model_validate(_deep_merge(base, explicit))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from e

@@ -35,6 +35,11 @@ def resolve_source(source: str, datasets: dict[str, str]) -> str:
     return datasets.get(source, source)
 
 
+def download_dir(data_root: Path, url: str) -> Path:
+    """Where downloads of ``url`` are kept (with their conditional-GET sidecar) under the data root."""
+    return Path(data_root).absolute() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
+
+
 def _key(content: str, cfg: DownloadConfig) -> str:
     return cache.step_key(STEP, STEP_VERSION, content=content, clip_ids=sorted(cfg.clip_ids) if cfg.clip_ids else None)
 
@@ -74,7 +79,7 @@ def run_download(
     archive_path: Path | None
     if src.kind == "url":
         url = src.url or resolved
-        url_dir = data_root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
+        url_dir = download_dir(data_root, url)
         fetched = fetch.fetch(
             url, url_dir, sha256=cfg.sha256, retries=cfg.retries, timeout_s=cfg.timeout_s, progress=progress
         )

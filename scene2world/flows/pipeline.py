@@ -1,10 +1,12 @@
 """The scene2world pipeline as one Prefect flow: download -> render -> infer -> package.
 
-The flow only orchestrates: it resolves paths, calls the four tasks in order (each a cache
-hit when its inputs did not change) and returns a summary of what ran and what was reused.
-"""
+The flow only orchestrates: it merges its parameters over a config file, calls the four tasks
+in order (each a cache hit when its inputs did not change) and returns a summary of what ran
+and what was reused.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: a deployment pickles the flow by value, and
+with string annotations the parameter models could not be resolved there (docs/prefect.md).
+"""
 
 import platform
 from pathlib import Path
@@ -21,6 +23,8 @@ from scene2world.config import (
     PipelineConfig,
     RenderConfig,
 )
+from scene2world.flows.hooks import install_user_error_filter, log_cancellation, run_name
+from scene2world.flows.params import resolve_config
 from scene2world.tasks.caching import call_step
 from scene2world.tasks.steps import (
     download_key,
@@ -34,29 +38,60 @@ from scene2world.tasks.steps import (
 )
 
 
-@flow(name="scene2world", flow_run_name="scene2world-{name}", log_prints=True, validate_parameters=True)
+@flow(
+    name="scene2world",
+    flow_run_name=run_name,
+    log_prints=True,
+    validate_parameters=True,
+    on_cancellation=[log_cancellation],
+)
 def pipeline(
-    name: str = "scene2world",
-    data_root: Path = Path(".scene2world"),
-    runs_dir: Path = Path("runs"),
+    config: str | None = None,
+    name: str | None = None,
+    data_root: str | None = None,
+    runs_dir: str | None = None,
     datasets: dict[str, str] | None = None,
-    download: DownloadConfig = DownloadConfig(),  # noqa: B008 - pydantic defaults are the parameter schema
-    render: RenderConfig = RenderConfig(),  # noqa: B008
-    infer: InferConfig = InferConfig(),  # noqa: B008
-    package: PackageConfig = PackageConfig(),  # noqa: B008
+    download: DownloadConfig | None = None,
+    render: RenderConfig | None = None,
+    infer: InferConfig | None = None,
+    package: PackageConfig | None = None,
 ) -> dict[str, Any]:
-    """Run the whole pipeline; each step is skipped when its cached output is intact."""
-    logger = get_run_logger()
-    cfg = PipelineConfig(
+    """Download a scene dataset, render its control videos, run Cosmos (or the preview engine), package a run.
+
+    Every parameter left empty comes from `config` (or the built-in defaults); a parameter that is
+    given overrides the file key by key, e.g. `render={"frames": "0:90"}` keeps the file's other
+    render settings. Each step is skipped when its cached output is intact.
+
+    Args:
+        config: Pipeline config YAML, relative to the scene2world checkout (e.g. configs/default.yaml);
+            empty = built-in defaults.
+        name: Run name (run folder names); empty = the config's.
+        data_root: Cache and step outputs, relative to the checkout; empty = the config's.
+        runs_dir: Packaged run folders, relative to the checkout; empty = the config's.
+        datasets: Named dataset sources usable as download.source, added to the config's.
+        download: Download settings to override (only the keys given).
+        render: Render settings to override (only the keys given).
+        infer: Inference settings to override (only the keys given).
+        package: Packaging settings to override (only the keys given).
+    """
+    install_user_error_filter()
+    cfg = resolve_config(
+        config,
         name=name,
         data_root=data_root,
         runs_dir=runs_dir,
-        datasets=datasets if datasets is not None else PipelineConfig().datasets,
+        datasets=datasets,
         download=download,
         render=render,
         infer=infer,
         package=package,
     )
+    return run_steps(cfg)
+
+
+def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
+    """The four steps in order for a resolved config (inside a flow run); returns the run summary."""
+    logger = get_run_logger()
     root = Path(cfg.data_root).absolute()
     runs = Path(cfg.runs_dir).absolute()
     info = {"name": cfg.name, "source": cfg.download.source, "config": cfg.model_dump(mode="json")}
@@ -93,8 +128,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     """Call the flow with a validated config (the CLI's entry)."""
     return pipeline(
         name=cfg.name,
-        data_root=cfg.data_root,
-        runs_dir=cfg.runs_dir,
+        data_root=str(cfg.data_root),
+        runs_dir=str(cfg.runs_dir),
         datasets=cfg.datasets,
         download=cfg.download,
         render=cfg.render,

@@ -373,8 +373,15 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """In the main thread, turn SIGTERM into KeyboardInterrupt for the duration (cleanup runs)."""
-    if threading.current_thread() is not threading.main_thread():
+    """In the main thread, turn SIGTERM into KeyboardInterrupt for the duration (cleanup runs).
+
+    A handler someone else installed is kept: a Prefect flow run turns SIGTERM into its own
+    exception, which the cleanup below also runs for and which ends the run ``Cancelled``.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
         yield
         return
 
