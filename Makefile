@@ -49,7 +49,7 @@ system:
 $(STAMP): pyproject.toml constraints.txt | system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,dask]'
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt pyrender==0.1.45
 	touch $(STAMP)
 

@@ -75,7 +75,7 @@ class Manifest(BaseModel):
             "step_version": self.step_version,
             "files": [f.model_dump() for f in sorted(self.files, key=lambda f: f.path)],
             "settings": self.settings,
-            "data": self.data,
+            "data": _without_run_facts(self.data),
         }
         return sha256_json(payload)
 
@@ -85,6 +85,19 @@ class Manifest(BaseModel):
             if rec.path == rel_path:
                 return rec
         raise CacheError(f"{MANIFEST_NAME} does not list {rel_path!r}")
+
+
+RUN_FACT_KEYS = frozenset({"rendered", "reused"})
+"""Keys of ``data`` (at any depth) that say how an output was made in this run (which cameras were
+rendered or reused from the cache), not what it is: left out of :meth:`Manifest.digest`."""
+
+
+def _without_run_facts(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_run_facts(v) for k, v in value.items() if k not in RUN_FACT_KEYS}
+    if isinstance(value, list):
+        return [_without_run_facts(v) for v in value]
+    return value
 
 
 def sha256_json(payload: Any) -> str:
