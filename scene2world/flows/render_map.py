@@ -55,6 +55,7 @@ def task_runner_for(cfg: RenderConfig) -> TaskRunner[Any]:
 
 
 def _error_of(future: PrefectFuture[Any]) -> str | None:
+    future.wait()  # settles the future's final state (before it, ``state`` may still read RUNNING)
     state = future.state
     if state.is_completed():
         return None
