@@ -159,3 +159,19 @@ def test_mixed_rigs_render_each_clips_own_cameras(tmp_path):
     restricted = [render_step.plan_clip(only, c) for c in render_step.resolve_input(dataset).clips]
     assert [list(p.cameras) for p in restricted] == [[FRONT, "camera_rear_tele_30fov"], [FRONT]]
     render_step.check_plans(only, restricted)
+
+
+@pytest.mark.timeout(600)
+def test_dask_local_cluster_gives_the_local_manifest(prefect_harness, tmp_path):
+    from distributed import LocalCluster
+
+    dataset = write_clips(tmp_path / "ds", 2, front_only=(0, 1))
+    local = render_only(RenderConfig(**FAST), dataset, tmp_path / "local")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        cfg = RenderConfig(**FAST, task_runner="dask", dask_address=cluster.scheduler_address)
+        remote = render_only(cfg, dataset, tmp_path / "dask")
+        workers = set(cluster.workers)
+    assert len(workers) == 2
+    a, b = read_manifest(Path(local["manifest"])), read_manifest(Path(remote["manifest"]))
+    assert a.digest() == b.digest()
+    assert b.stats == {"rendered_cameras": 2, "reused_cameras": 0}
