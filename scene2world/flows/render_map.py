@@ -6,7 +6,7 @@ own tasks; the other clips' cameras still render and stay published in the per-c
 and the sub-flow then fails naming every failed clip. The task runner is ``render.task_runner``:
 ``local`` (threads handing cameras to this machine's render processes,
 :mod:`scene2world.renderer.pool`) or ``dask`` (prefect-dask's ``DaskTaskRunner`` on
-``render.dask_address``, or on a local cluster).
+``render.dask_address``, or on a local cluster). See docs/scale-out.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ progress comes back through one queue and is routed to the caller's callback by 
 
 Stopping: :meth:`RenderPool.close` cancels queued cameras and waits for the running ones; a
 SIGTERM to the process group (a cancelled Prefect run) reaches the render processes, whose
-writers delete their temporary files (``render.render_clip``).
+writers delete their temporary files (``render.render_clip``). See docs/scale-out.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Prefect sends only its own loggers to the API unless ``PREFECT_LOGGING_EXTRA_LOGGERS`` names
 others before it is imported. :func:`send_to_prefect` instead attaches Prefect's API log handler
 to the ``scene2world`` logger, forwarding only records made inside a flow or task run (outside
-one, e.g. ``scene2world render``, Prefect's handler would warn on every record).
+one, e.g. ``scene2world render``, Prefect's handler would warn on every record; docs/scale-out.md).
 """
 
 from __future__ import annotations
