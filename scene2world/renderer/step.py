@@ -213,7 +213,8 @@ _GL_LOCK = threading.Lock()
 
 
 def render_here(clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any], progress: ProgressFn | None) -> Any:
-    """A :data:`CameraRenderer` in this process (one GL context at a time per process)."""
+    """A :data:`CameraRenderer` in this process, one camera at a time per process: where no render
+    process can be started (a Dask worker is daemonic, see docs/scale-out.md)."""
     from scene2world.renderer.render import render_clip
 
     scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=[camera])
