@@ -51,7 +51,8 @@ def task_runner_for(cfg: RenderConfig) -> TaskRunner[Any]:
         ) from e
     if cfg.dask_address:
         return DaskTaskRunner(address=cfg.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": processes_of(cfg), "threads_per_worker": 1, "processes": True})
+    local = {"n_workers": processes_of(cfg), "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs=local)
 
 
 def _error_of(future: PrefectFuture[Any]) -> str | None:
