@@ -256,8 +256,7 @@ def render_camera(
     with cache.staging(target) as tmp:
         scratch = tmp / ".render"
         result = renderer(plan.ref, camera, scratch, render_options(cfg), progress)
-        moved = Path(result.path)
-        _publish_camera(target, key, moved, scratch, tmp, cleanup=True)
+        _publish_camera(target, key, Path(result.path), scratch, tmp, cleanup=True)
     return CameraOutcome(plan.clip_id, camera, key, True, time.perf_counter() - t0)
 
 
