@@ -383,6 +383,8 @@ def run_render(
     if (hit := cache.lookup(out_dir, key)) is not None:
         log.info("render: cache hit %s (%s)", key[:12], out_dir)
         return cache.StepResult(hit, out_dir, cache_hit=True)
+    with cache.staging(out_dir):  # fails now, not after rendering, if out_dir is a user's folder
+        pass
     plans = [plan_clip(cfg, clip, source.origin) for clip in source.clips]
     check_plans(cfg, plans)
     total = sum(len(p.cameras) * (p.frames[1] - p.frames[0]) for p in plans)
