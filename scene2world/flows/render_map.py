@@ -67,7 +67,15 @@ def _error_of(future: PrefectFuture[Any]) -> str | None:
     return f"ended {state.name}"
 
 
-@flow(name="scene2world-render", flow_run_name="render-{cfg.look}-{data_root.name}", validate_parameters=False)
+def _run_name() -> str:
+    """``render-<first 10 hex digits of the download's key>``: which dataset content it rendered."""
+    from prefect.runtime import flow_run
+
+    download = flow_run.parameters.get("download") or {}
+    return f"render-{str(download.get('cache_key', 'dataset'))[:10]}"
+
+
+@flow(name="scene2world-render", flow_run_name=_run_name, validate_parameters=False)
 def render_clips(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Plan every clip, render every (clip, camera) not already cached, and return what the render
     step's assembly needs: the plans, which cameras were rendered, and the time spent."""
