@@ -119,6 +119,7 @@ def render_camera_task(cfg: RenderConfig, plan: dict[str, Any], camera: str, dat
 
 @task(
     name="render",
+    task_run_name="render-assemble",
     cache_policy=StepKey(key_of=render_key),
     tags=["scene2world", "render"],
     persist_result=True,
@@ -143,6 +144,7 @@ def render_task(
 
 @task(
     name="infer",
+    task_run_name="infer-{cfg.engine}",
     cache_policy=StepKey(key_of=infer_key),
     tags=["scene2world", "infer", "gpu"],
     persist_result=True,
@@ -164,6 +166,7 @@ def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dic
 
 @task(
     name="package",
+    task_run_name="package-{name}",
     cache_policy=StepKey(key_of=package_key),
     tags=["scene2world", "package"],
     persist_result=True,
