@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -152,7 +153,13 @@ def main() -> None:
                 if cluster is None:
                     from distributed import LocalCluster
 
-                    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+                    cluster = LocalCluster(
+                        n_workers=2,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.WARNING,
+                    )
                 common += ["render.task_runner=dask", f"render.dask_address={cluster.scheduler_address}"]
             first = write_dataset(case / "v1", n)
             full = run([f"download.source={first}", *common], env)
