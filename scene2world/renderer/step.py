@@ -25,14 +25,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scene2world import cache
 from scene2world.config import RenderConfig
 from scene2world.errors import RenderError, SceneError
 from scene2world.manifest import Manifest, read_manifest, record_tree, write_manifest
-from scene2world.scene.discover import ClipRef, discover_clips
-from scene2world.scene.load import load_scene
+
+if TYPE_CHECKING:  # the scene loaders are imported when a clip is read, not by a cached run
+    from scene2world.scene.discover import ClipRef
 
 STEP = "render"
 STEP_VERSION = "1"
@@ -77,6 +78,8 @@ class ClipPlan:
     @property
     def ref(self) -> ClipRef:
         """The clip on disk."""
+        from scene2world.scene.discover import ClipRef
+
         return ClipRef(self.clip_id, self.format, Path(self.path))  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +96,7 @@ def resolve_input(path: Path) -> RenderInput:
     """INPUT of the render step: a manifest (file or folder holding one) or a folder of clips."""
     from scene2world.datasets.digest import tree_digest
     from scene2world.manifest import MANIFEST_NAME
+    from scene2world.scene.discover import ClipRef, discover_clips
 
     path = Path(path).absolute()
     if path.name == MANIFEST_NAME or (path / MANIFEST_NAME).is_file():
@@ -169,6 +173,7 @@ def plan_clip(cfg: RenderConfig, clip: ClipRef, origin: str | None = None) -> Cl
     RenderError for a frame range outside the clip.
     """
     from scene2world.renderer.render import resolve_frames
+    from scene2world.scene.load import load_scene
 
     try:
         scene = load_scene(clip.path, clip_id=clip.clip_id)
@@ -205,7 +210,7 @@ def check_plans(cfg: RenderConfig, plans: Sequence[ClipPlan]) -> None:
 # one camera
 
 
-CameraRenderer = Callable[[ClipRef, str, Path, dict[str, Any], "ProgressFn | None"], Any]
+CameraRenderer = Callable[["ClipRef", str, Path, dict[str, Any], "ProgressFn | None"], Any]
 """``renderer(clip, camera, out_dir, options, progress)`` renders one camera into ``out_dir``
 (``render.render_clip`` layout) and returns its ``RenderedCamera``."""
 
@@ -216,6 +221,7 @@ def render_here(clip: ClipRef, camera: str, out_dir: Path, options: dict[str, An
     """A :data:`CameraRenderer` in this process, one camera at a time per process: where no render
     process can be started (a Dask worker is daemonic, see docs/scale-out.md)."""
     from scene2world.renderer.render import render_clip
+    from scene2world.scene.load import load_scene
 
     scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=[camera])
     with _GL_LOCK:
@@ -279,6 +285,7 @@ def _render_clip_cameras(
     """The CLI's way: every missing camera of one clip in one ``render_clip`` call (one process per
     core over the cameras). Returns camera → rendered (False = reused)."""
     from scene2world.renderer.render import render_clip
+    from scene2world.scene.load import load_scene
 
     todo = [c for c, k in plan.cameras.items() if cache.lookup(camera_dir(data_root, k), k) is None]
     if todo:

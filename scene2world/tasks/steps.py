@@ -20,7 +20,6 @@ from scene2world.inference import step as infer_step
 from scene2world.manifest import read_manifest
 from scene2world.packaging import step as package_step
 from scene2world.renderer import step as render_step
-from scene2world.scene.discover import ClipRef
 from scene2world.tasks import progress
 from scene2world.tasks.caching import StepKey
 
@@ -85,6 +84,8 @@ def camera_task_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 @task(name="render-plan", tags=["scene2world", "render"], cache_policy=NO_CACHE, persist_result=False)
 def render_plan_task(cfg: RenderConfig, clip: dict[str, str], origin: str | None) -> dict[str, Any]:
     """Load one clip and plan its cameras (their per-camera keys) and frames."""
+    from scene2world.scene.discover import ClipRef
+
     ref = ClipRef(clip["clip_id"], clip["format"], Path(clip["path"]))  # type: ignore[arg-type]
     return render_step.plan_clip(cfg, ref, origin).to_dict()
 
