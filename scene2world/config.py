@@ -65,8 +65,10 @@ class DownloadConfig(_Model):
 class RenderConfig(_Model):
     """World-scenario control-video rendering (NVIDIA v3 look)."""
 
-    cameras: list[CameraNameLiteral] = Field(
-        default_factory=lambda: list(CAMERA_NAMES), description="Rig cameras to render (underscore names)."
+    cameras: list[CameraNameLiteral] | None = Field(
+        None,
+        description="Rig cameras to render (underscore names); None = every camera each clip's own rig has. "
+        "A named camera that no clip has is an error.",
     )
     frames: str | None = Field(
         None,
@@ -90,6 +92,17 @@ class RenderConfig(_Model):
     preset: X264Preset = Field("slow", description="libx264 preset (NVIDIA: slow).")
     png: bool = Field(False, description="Write lossless PNG frames instead of mp4 videos.")
     workers: int = Field(0, ge=0, le=64, description="Camera render processes; 0 = one per CPU core (max cameras).")
+    task_runner: Literal["local", "dask"] = Field(
+        "local",
+        description="Where the per-(clip, camera) render tasks run in a pipeline run: `local` = render processes "
+        "on this machine (`workers` of them); `dask` = prefect-dask's DaskTaskRunner (the `dask` extra).",
+    )
+    dask_address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|inproc|ucx)://\S+$",
+        description="Scheduler of an existing Dask cluster (tcp://host:8786) for `task_runner: dask`; "
+        "None = a local Dask cluster started for the run.",
+    )
 
 
 MAX_SEED = 2**32 - 1

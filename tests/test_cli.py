@@ -88,6 +88,7 @@ def test_render_refuses_to_overwrite_a_users_folder(tmp_path, capsys):
     assert code == 2
     assert (out / "thesis.tex").read_text() == "keep me"
     assert "not a scene2world output" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "render-cameras").exists()  # refused before rendering anything
 
 
 def test_infer_on_a_download_manifest_is_a_user_error(tmp_path, capsys):

@@ -20,7 +20,6 @@ from scene2world.config import DownloadConfig
 from scene2world.datasets import digest, extract, fetch, sources
 from scene2world.errors import DatasetError
 from scene2world.manifest import Manifest, record_tree, sha256_file, write_manifest
-from scene2world.scene.discover import discover_clips
 from scene2world.scene.prompts import find_clip_text
 
 STEP = "download"
@@ -109,6 +108,8 @@ def run_download(
         else:
             _copy_tree(_local(src), dataset)
         timings["copy_or_extract"] = time.perf_counter() - t1
+        from scene2world.scene.discover import discover_clips  # not imported by a cached run
+
         clips = discover_clips(dataset)
         if cfg.clip_ids:
             wanted = set(cfg.clip_ids)

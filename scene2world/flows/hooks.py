@@ -1,6 +1,7 @@
 """Prefect plumbing shared by the flows: run names, one-line user errors, the cancellation note."""
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,13 @@ def install_user_error_filter() -> None:
 
 
 def run_name() -> str:
-    """Flow-run name: ``<flow>-<name parameter, else the config file's stem, else "default">``."""
+    """Flow-run name ``<flow>-<name parameter, else the config file's stem, else "default">-<UTC time>``,
+    e.g. ``scene2world-nightly-20261206-171502``: runs of one config told apart at a glance."""
     from prefect.runtime import flow_run
 
     params: dict[str, Any] = flow_run.parameters or {}
     label = params.get("name") or (Path(str(params["config"])).stem if params.get("config") else "default")
-    return f"{flow_run.flow_name}-{label}"
+    return f"{flow_run.flow_name}-{label}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def log_cancellation(flow: Any, flow_run: Any, state: Any) -> None:

@@ -9,11 +9,12 @@ with string annotations the parameter models could not be resolved there (docs/p
 """
 
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from scene2world import __version__
 from scene2world.config import (
@@ -25,7 +26,12 @@ from scene2world.config import (
 )
 from scene2world.flows.hooks import install_user_error_filter, log_cancellation, run_name
 from scene2world.flows.params import resolve_config
-from scene2world.tasks.caching import call_step
+from scene2world.flows.render_map import render_clips, task_runner_for
+from scene2world.manifest import read_manifest
+from scene2world.packaging.run_folder import CONTACT_SHEET
+from scene2world.summary import clip_rows, run_summary
+from scene2world.tasks.caching import call_step, output_is_valid
+from scene2world.tasks.run_logs import send_to_prefect
 from scene2world.tasks.steps import (
     download_key,
     download_task,
@@ -96,17 +102,24 @@ def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
     runs = Path(cfg.runs_dir).absolute()
     info = {"name": cfg.name, "source": cfg.download.source, "config": cfg.model_dump(mode="json")}
 
+    send_to_prefect()
     states = {}
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
     states["download"] = call_step(download_task, download_key, cfg=cfg.download, datasets=cfg.datasets, data_root=root)
     d = states["download"].result()
-    states["render"] = call_step(render_task, render_key, cfg=cfg.render, download=d, data_root=root)
+    seconds["download"], t = time.perf_counter() - t, time.perf_counter()
+    states["render"] = _render(cfg.render, d, root)
     r = states["render"].result()
+    seconds["render"], t = time.perf_counter() - t, time.perf_counter()
     states["infer"] = call_step(infer_task, infer_key, cfg=cfg.infer, render=r, data_root=root)
     i = states["infer"].result()
+    seconds["infer"], t = time.perf_counter() - t, time.perf_counter()
     states["package"] = call_step(
         package_task, package_key, cfg=cfg.package, render=r, infer=i, runs_dir=runs, name=cfg.name, info=info
     )
     p = states["package"].result()
+    seconds["package"] = time.perf_counter() - t
 
     steps = []
     for step, state in states.items():
@@ -115,6 +128,7 @@ def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
         steps.append({"step": step, "status": "cached" if cached else "ran", "manifest": result["manifest"]})
         logger.info("%-8s %-6s %s", step, steps[-1]["status"], result["manifest"])
     create_table_artifact(key="scene2world-steps", table=steps, description=f"scene2world {cfg.name}")
+    _summary_artifact(cfg.name, Path(p["manifest"]).parent, r, i, steps, seconds)
     return {
         "name": cfg.name,
         "run_dir": str(Path(p["manifest"]).parent),
@@ -122,6 +136,37 @@ def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
         "steps": steps,
         "versions": {"scene2world": __version__, "python": platform.python_version()},
     }
+
+
+def _render(cfg: RenderConfig, download: dict[str, Any], root: Path) -> Any:
+    """The render step: a cache hit as a whole, or the clips x cameras mapped on the configured
+    task runner (:mod:`scene2world.flows.render_map`) and then assembled into the step folder."""
+    inputs = {"cfg": cfg, "download": download, "data_root": root}
+    if output_is_valid(render_key, inputs):
+        return render_task(**inputs, return_state=True)
+    mapped = render_clips.with_options(task_runner=task_runner_for(cfg))(cfg, download, root)
+    return render_task.with_options(refresh_cache=True)(**inputs, cameras=mapped, return_state=True)
+
+
+def _summary_artifact(
+    name: str,
+    run_dir: Path,
+    render: dict[str, Any],
+    infer: dict[str, Any],
+    steps: list[dict[str, Any]],
+    seconds: dict[str, float],
+) -> None:
+    """The markdown summary of the run (per clip: rendered/reused, inferred/reused; the contact sheet)."""
+    status = {s["step"]: s["status"] for s in steps}
+    rows = clip_rows(
+        read_manifest(Path(render["manifest"])),
+        read_manifest(Path(infer["manifest"])),
+        render_hit=status["render"] == "cached",
+        infer_hit=status["infer"] == "cached",
+    )
+    table = [{**s, "seconds": seconds.get(s["step"], 0.0)} for s in steps]
+    markdown = run_summary(name, run_dir, rows, table, run_dir / CONTACT_SHEET)
+    create_markdown_artifact(markdown, key="scene2world-summary", description=f"scene2world run {name}")
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:

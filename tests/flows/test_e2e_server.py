@@ -52,13 +52,16 @@ def test_cli_run_through_a_real_server_then_all_cached(prefect_server, tmp_path)
     assert manifest.is_file() and manifest.name == "manifest.json"
 
     flows = httpx.post(f"{prefect_server}/flow_runs/filter", json={}, timeout=10).json()
-    assert [f["state"]["name"] for f in flows] == ["Completed"]
+    assert [f["state"]["name"] for f in flows] == ["Completed"] * 2  # the pipeline and its render sub-flow
     states = _task_states(prefect_server)
-    assert sorted(s for _, s in states) == ["Completed"] * 4
+    assert sorted(s for _, s in states) == ["Completed"] * 7, states  # 4 steps, plan, camera, the sub-flow's
+    names = {n for n, _ in states}
+    assert {"plan-s2w_demo_curve_0001", "render-s2w_demo_curve_0001-camera_front_wide_120fov"} <= names
+    count = len(states)
 
     second = _run_cli(prefect_server, tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.strip().splitlines()[-1] == str(manifest)
     assert "every step was a cache hit" in second.stderr
-    states = _task_states(prefect_server)[4:]
+    states = _task_states(prefect_server)[count:]  # the render step is a hit as a whole: nothing mapped
     assert [s for _, s in states] == ["Cached"] * 4, states
