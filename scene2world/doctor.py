@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from scene2world.config import PipelineConfig
+from scene2world.config import CAMERA_NAMES, PipelineConfig
 from scene2world.errors import Scene2WorldError
 
 Status = Literal["ok", "FAIL", "warn", "skip"]
@@ -213,7 +213,9 @@ def check_views(cfg: PipelineConfig) -> Check:
     from scene2world.inference.views import canonical, view_for_camera
 
     infer = cfg.infer
-    views = canonical({view_for_camera(cam).key for cam in cfg.render.cameras})
+    # render.cameras unset = each clip's own rig; plan for the full 7-camera rig, the most a clip has
+    cameras = cfg.render.cameras if cfg.render.cameras is not None else CAMERA_NAMES
+    views = canonical({view_for_camera(cam).key for cam in cameras})
     need_frames = CHUNK_FRAMES * (30 // infer.fps) if 30 % infer.fps == 0 else None
     if need_frames is None:
         return Check("gpu plan", "FAIL", f"infer.fps = {infer.fps} does not divide 30", "use 10 (or 5, 15, 30)")

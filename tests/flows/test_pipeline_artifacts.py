@@ -49,7 +49,7 @@ def test_task_runs_progress_summary_and_logs_reach_prefect(prefect_harness, tmp_
     summary = run_pipeline(cfg)
     seen = asyncio.run(_read("artifacts-"))
     (run,) = seen["runs"]  # named after the config and the UTC time
-    assert run.name.startswith("artifacts-20")
+    assert run.name.startswith("scene2world-artifacts-20")
 
     names: dict[str, str] = {}
     for t in seen["tasks"]:
