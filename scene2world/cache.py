@@ -61,8 +61,57 @@ def lookup(out_dir: Path, key: str) -> Manifest | None:
     return manifest
 
 
-def _is_step_output(folder: Path) -> bool:
-    return (folder / MANIFEST_NAME).is_file()
+def foreign_entries(folder: Path) -> list[str]:
+    """What in ``folder`` scene2world did not write there, relative paths (empty: ours to replace).
+
+    A folder is ours only when its ``manifest.json`` parses as a scene2world manifest and every
+    file under it is the manifest or one of the files that manifest lists (some may be missing:
+    a damaged output is still ours). Folders count only through the files inside them.
+    """
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder / MANIFEST_NAME)
+    except CacheError:
+        return (
+            [MANIFEST_NAME]
+            if (folder / MANIFEST_NAME).exists()
+            else sorted(p.relative_to(folder).as_posix() for p in folder.iterdir())
+        )
+    listed = {rec.path for rec in manifest.files} | {MANIFEST_NAME}
+    return sorted(
+        rel
+        for p in folder.rglob("*")
+        if (p.is_symlink() or not p.is_dir()) and (rel := p.relative_to(folder).as_posix()) not in listed
+    )
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """CacheError unless ``out_dir`` is absent, an empty folder, or a scene2world output (:func:`foreign_entries`)."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        raise CacheError(f"{out_dir}: exists and is not a folder; choose an empty or new folder as the output")
+    if not any(out_dir.iterdir()):
+        return
+    foreign = foreign_entries(out_dir)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise CacheError(
+            f"{out_dir}: not a scene2world output (it holds {foreign[0]!r}{more}, which scene2world did not "
+            "write); nothing was replaced: choose an empty or new folder as the output, or move those files away"
+        )
+
+
+def make_read_only(folder: Path) -> None:
+    """Remove write permission from every file under ``folder`` (folders stay writable, so our own
+    code can still replace or delete them); hard links elsewhere share the inode and the mode."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            mode = path.stat().st_mode
+            if mode & 0o222:
+                with contextlib.suppress(OSError):
+                    path.chmod(mode & ~0o222)
 
 
 @contextlib.contextmanager
@@ -72,14 +121,11 @@ def staging(out_dir: Path) -> Iterator[Path]:
     Staging folders of ``out_dir`` left by killed processes of this host are removed first
     (:mod:`scene2world.leftovers`).
 
-    Refuses to target a non-empty folder that is not a scene2world output, so a user's files
-    are never replaced.
+    Refuses (CacheError) to target a non-empty folder that is not wholly a scene2world output
+    (:func:`check_replaceable`), so a user's files are never replaced.
     """
     out_dir = Path(out_dir).absolute()
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not _is_step_output(out_dir))):
-        raise CacheError(
-            f"{out_dir}: exists and is not a scene2world output (no {MANIFEST_NAME}); choose an empty or new folder"
-        )
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     prefix = f"{STAGING_PREFIX}{out_dir.name}-"
     remove_orphans(out_dir.parent.glob(f"{glob.escape(prefix)}*"))  # left by killed runs
@@ -98,12 +144,15 @@ def publish(tmp: Path, out_dir: Path, key: str) -> Manifest:
     """Move a finished staging folder (its manifest already written) to ``out_dir`` atomically.
 
     If ``out_dir`` already holds a valid output for ``key`` (a concurrent run won), the staging
-    copy is dropped. An older or broken output there is swapped out and deleted.
+    copy is dropped. An older or broken output there is swapped out and deleted, but only when
+    it holds nothing but what its own manifest lists (:func:`check_replaceable`). Published
+    files are made read-only (:func:`make_read_only`).
     """
     out_dir = Path(out_dir).absolute()
     manifest = read_manifest(tmp / MANIFEST_NAME)
     if manifest.cache_key != key:
         raise CacheError(f"{tmp}: manifest key {manifest.cache_key[:12]} does not match {key[:12]}")
+    make_read_only(tmp)
     try:
         os.rename(tmp, out_dir)
         return manifest
@@ -113,6 +162,7 @@ def publish(tmp: Path, out_dir: Path, key: str) -> Manifest:
     if existing is not None:
         shutil.rmtree(tmp, ignore_errors=True)
         return existing
+    check_replaceable(out_dir)
     trash = out_dir.parent / f"{TRASH_PREFIX}{out_dir.name}-{uuid.uuid4().hex[:12]}"
     os.rename(out_dir, trash)
     os.rename(tmp, out_dir)

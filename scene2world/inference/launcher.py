@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import IO
 
 from scene2world.errors import InferenceError
+from scene2world.lifeline import guarded_argv
+from scene2world.stopping import check
 
 LogCallback = Callable[[str], None]
 
@@ -269,7 +271,7 @@ class _Run:
             self.logfile = open(Path(cmd.log_dir) / "torchrun.log", "a", encoding="utf-8")  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                list(cmd.argv),
+                guarded_argv(cmd.argv),  # torchrun gets SIGTERM (and stops its ranks) if we are killed
                 cwd=cmd.cwd,
                 env=dict(cmd.env),
                 stdin=subprocess.DEVNULL,
@@ -333,6 +335,7 @@ class _Run:
                 self.tree.refresh()
                 next_scan = now + _TREE_REFRESH_S
             self.pump_once(_POLL_S)
+            check()  # a stop signal whose exception was swallowed still stops the launch
             if self.proc.poll() is not None:
                 self.drain(_EOF_WAIT_S)
                 return True
