@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from scene2world.errors import Scene2WorldError
@@ -67,8 +67,12 @@ def stop_server(proc: subprocess.Popen[bytes], wait_s: float = STOP_WAIT_S) -> N
 
 
 @contextlib.contextmanager
-def start_server(timeout_s: float) -> Iterator[str]:
-    """Start a Prefect API server in its own session; yield its API URL; stop it on the way out."""
+def start_server(timeout_s: float, extra_env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start a Prefect API server in its own session; yield its API URL; stop it on the way out.
+
+    It runs with this process's Prefect settings (``PREFECT_HOME`` and so its database), updated
+    by ``extra_env``.
+    """
     from prefect.settings import get_current_settings
 
     env = {
@@ -77,6 +81,7 @@ def start_server(timeout_s: float) -> Iterator[str]:
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
+        **(extra_env or {}),
     }
     env.pop("PREFECT_API_URL", None)
     port = _free_port()

@@ -466,6 +466,8 @@ def _render_in_processes(
                     failure = failure or cls(f"clip {scene.clip_id!r}: {where}{message}")
                     stop.set()
         if failure is not None:
+            if isinstance(failure, RenderCancelledError):
+                _stop_if_signalled_too()
             raise failure
         if len(results) < len(cameras):
             missing = sorted(set(cameras) - set(results))
@@ -495,6 +497,17 @@ def _render_in_processes(
         if not complete:
             _remove_partials(job.out_dir, scene.clip_id, cameras, job.png)
     return [results[c] for c in cameras]
+
+
+def _stop_if_signalled_too(wait_s: float = 1.0) -> None:
+    """Workers were cancelled: when this process got the same stop signal (Ctrl-C reaches the whole
+    group), raise :class:`Stopped` instead of a render error; the signal may be noted a moment later."""
+    end = time.monotonic() + wait_s
+    while True:
+        check()
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.05)
 
 
 def _stop_signalled() -> bool:
