@@ -12,6 +12,7 @@ folder other than this run's is refused and re-run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ KeyOf = Callable[[dict[str, Any]], "tuple[str, Path] | None"]
 
 def record_key(step_key: str, out_dir: Path) -> str:
     """Prefect's cache key for a step key whose output lives in ``out_dir`` (absolute path)."""
-    return sha256_json({"step_key": step_key, "out_dir": str(Path(out_dir).absolute())})
+    return sha256_json({"step_key": step_key, "out_dir": os.path.abspath(out_dir)})
 
 
 @dataclass
