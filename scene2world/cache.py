@@ -16,13 +16,14 @@ import glob
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from scene2world import __version__
-from scene2world.errors import CacheError
+from scene2world.errors import CacheError, Scene2WorldError
 from scene2world.leftovers import owner_tag, remove_orphans
 from scene2world.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_json, verify_files
 
@@ -133,11 +134,53 @@ def staging(out_dir: Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
+        kept = keep_logs(tmp, failed_dir(out_dir))
+        if kept is not None:
+            _point_message_at(e, tmp, kept)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if tmp.exists():  # not published by the block: an error in the caller's logic
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+STEP_FOLDERS = ("download", "render", "infer", "package")
+FAILED_DIR = "failed"
+
+
+def failed_dir(out_dir: Path) -> Path:
+    """Where the logs of a failed attempt at ``out_dir`` are kept: ``<data_root>/failed/<step>-<UTC time>``
+    for a step folder of the data root, else ``<parent>/failed/<name>-<UTC time>``."""
+    out_dir = Path(out_dir).absolute()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if out_dir.parent.name in STEP_FOLDERS:
+        return out_dir.parent.parent / FAILED_DIR / f"{out_dir.parent.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    return out_dir.parent / FAILED_DIR / f"{out_dir.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def keep_logs(tmp: Path, dest: Path) -> Path | None:
+    """Move every ``logs`` folder and ``*.log`` file under the staging folder ``tmp`` to ``dest``
+    (same relative paths); ``dest`` when something was kept, else None. Best effort."""
+    found = [p for p in tmp.rglob("*") if (p.is_dir() and p.name == "logs") or (p.is_file() and p.suffix == ".log")]
+    found = [p for p in found if not any(q in p.parents for q in found)]  # outermost only
+    moved = False
+    for path in found:
+        target = dest / path.relative_to(tmp)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
+            moved = True
+        except OSError:
+            continue
+    return dest if moved else None
+
+
+def _point_message_at(error: BaseException, tmp: Path, kept: Path) -> None:
+    """Make a failure's message name the kept logs instead of the staging folder that is deleted."""
+    log.warning("logs of the failed step are kept in %s", kept)
+    if isinstance(error, Scene2WorldError) and error.args and isinstance(error.args[0], str):
+        text = error.args[0]
+        error.args = (text.replace(str(tmp), str(kept)) if str(tmp) in text else f"{text} (logs: {kept})",)
 
 
 def publish(tmp: Path, out_dir: Path, key: str) -> Manifest:

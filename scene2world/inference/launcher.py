@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import shlex
 import signal
 import socket
@@ -475,8 +476,10 @@ def launch(
         )
     if returncode != 0:
         last = "\n".join(_summary_lines(list(run.tail)))
+        cause = failure_cause(list(run.tail))
         raise InferenceError(
-            f"torchrun exited with status {returncode}{where}\ncommand: {command}\nlast lines of the ranks:\n{last}",
+            f"torchrun exited with status {returncode}{': ' + cause if cause else ''}{where}\n"
+            f"command: {command}\nlast lines of the ranks:\n{last}",
             returncode=returncode,
             argv=argv,
             log_tail=tail,
@@ -489,6 +492,40 @@ def _summary_lines(tail: list[str], count: int = 20) -> list[str]:
     overall tail when no rank printed anything, since torchrun's own epilogue hides the cause."""
     ranks = [line for line in tail if line.startswith("[") and "]:" in line[:24]]
     return (ranks or tail)[-count:]
+
+
+_RANK_LINE = re.compile(r"^\[[A-Za-z_]*?(\d+)\]:(.*)$")
+_RANK_TAG = re.compile(r"^\[rank\d+\]:\s?")
+_ECHO = re.compile(
+    r"Connection closed by peer|remote worker|Broken pipe|[Cc]onnection reset|SIGTERM|Terminated|aborted"
+)
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b.*)$")
+
+
+def failure_cause(tail: list[str]) -> str | None:
+    """The first rank that failed with a real error and that error's line, e.g. ``rank 1: ValueError: …``.
+
+    Ranks that fail *because* another one did show a lost connection or a signal; the first rank
+    whose output holds an exception line (the last line of a Python traceback) that is not such
+    an echo is the cause. Without one, torchrun's own root-cause summary (its ``rank``/``exitcode``
+    lines) is used; None when neither exists.
+    """
+    errors: list[tuple[int, str]] = []  # (rank, error line) in order of appearance
+    for line in tail:
+        match = _RANK_LINE.match(line)
+        if match is None:
+            continue
+        text = _RANK_TAG.sub("", match.group(2))
+        error = _ERROR_LINE.match(text)
+        if error is not None:
+            errors.append((int(match.group(1)), error.group(1).strip()))
+    if errors:
+        primary = [e for e in errors if not _ECHO.search(e[1])] or errors
+        rank = primary[0][0]
+        last = [text for r, text in errors if r == rank and (not _ECHO.search(text) or primary is errors)][-1]
+        return f"rank {rank}: {last}"
+    root = [line.strip() for line in tail if re.match(r"^\s*(rank|exitcode)\s*:", line)]
+    return "; ".join(root[:2]) or None
 
 
 def rank_logs(log_dir: Path) -> dict[int, list[Path]]:

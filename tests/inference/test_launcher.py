@@ -183,3 +183,39 @@ def test_sigterm_to_the_launching_process(job, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert_no_survivor(job)
+
+
+def test_a_failed_launch_names_the_failing_rank_and_keeps_its_logs(tmp_path):
+    from scene2world import cache
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    (tmp_path / "pids").mkdir()
+    out_dir = tmp_path / "data" / "infer" / "k"
+    env = passthrough_env() | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    with pytest.raises(InferenceError) as info, cache.staging(out_dir) as tmp:
+        argv = build_torchrun_argv([str(script), "fail", str(tmp_path / "pids")], nproc=2, log_dir=tmp / "logs")
+        launch(TorchrunCommand(argv=tuple(argv), env=env, cwd=tmp_path, log_dir=tmp / "logs"), timeout_s=50)
+    first_line = str(info.value).splitlines()[0]
+    assert "rank 1: RuntimeError: rank 1 exploded" in first_line
+    kept = next((tmp_path / "data" / "failed").glob("infer-*"))
+    assert f"logs: {kept / 'logs'}" in first_line  # the message points where the logs are
+    assert "rank 1 exploded" in (kept / "logs" / "torchrun.log").read_text()
+    assert not list((tmp_path / "data" / "infer").iterdir())  # nothing published, staging gone
+
+
+def test_failure_cause_prefers_a_real_error_over_killed_ranks():
+    from scene2world.inference.launcher import failure_cause
+
+    tail = [
+        "[default0]:step 3",
+        "[default1]:Traceback (most recent call last):",
+        '[default1]:  File "w.py", line 3, in <module>',
+        "[default1]:torch.OutOfMemoryError: CUDA out of memory",
+        "[default0]:W1206 Sending process 12 closing signal SIGTERM",
+        "  rank      : 0 (local_rank: 0)",
+        "  exitcode  : -9 (pid: 12)",
+    ]
+    assert failure_cause(tail) == "rank 1: torch.OutOfMemoryError: CUDA out of memory"
+    assert failure_cause(tail[:1] + tail[-2:]) == "rank      : 0 (local_rank: 0); exitcode  : -9 (pid: 12)"
+    assert failure_cause(["hello"]) is None
