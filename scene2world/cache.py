@@ -12,6 +12,7 @@ publish the same key race harmlessly: the loser finds a valid folder and drops i
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -139,6 +140,12 @@ def staging(out_dir: Path) -> Iterator[Path]:
         if kept is not None:
             _point_message_at(e, tmp, kept)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            writing = f" (writing {e.filename})" if e.filename else ""
+            raise CacheError(
+                f"{out_dir}: No space left on device{writing}; nothing was published: free some space or "
+                "choose a data root (or --out) on a larger disk"
+            ) from e
         raise
     if tmp.exists():  # not published by the block: an error in the caller's logic
         shutil.rmtree(tmp, ignore_errors=True)

@@ -130,3 +130,31 @@ def test_published_files_are_read_only_and_still_replaceable(tmp_path):
     _build(out, "j" * 64, payload=b"new")
     assert (out / "a" / "x.bin").read_bytes() == b"new"
     assert linked.read_bytes() == b"old"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs (needs root and mount(8); skipped where either is missing)."""
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_keeps_nothing(tiny_disk):
+    out = tiny_disk / "infer" / "k"
+    full = pytest.raises(CacheError, match=r"/infer/k: No space left on device; nothing was published")
+    with full, cache.staging(out) as tmp:
+        (tmp / "logs").mkdir()
+        (tmp / "logs" / "rank0.log").write_text("rank 0 started\n")
+        with open(tmp / "big.bin", "wb") as fh:
+            fh.write(b"x" * (1 << 20))
+    assert not out.exists()
+    assert not [p for p in (tiny_disk / "infer").iterdir()]
+    kept = next((tiny_disk / "failed").glob("infer-*"))
+    assert (kept / "logs" / "rank0.log").read_text() == "rank 0 started\n"

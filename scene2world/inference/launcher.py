@@ -505,11 +505,17 @@ _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit
 def failure_cause(tail: list[str]) -> str | None:
     """The first rank that failed with a real error and that error's line, e.g. ``rank 1: ValueError: …``.
 
-    Ranks that fail *because* another one did show a lost connection or a signal; the first rank
+    A line saying "No space left on device" wins: whatever broke next is its echo. Ranks that fail
+    *because* another one did show a lost connection or a signal; the first rank
     whose output holds an exception line (the last line of a Python traceback) that is not such
     an echo is the cause. Without one, torchrun's own root-cause summary (its ``rank``/``exitcode``
     lines) is used; None when neither exists.
     """
+    for line in tail:  # a full disk is the cause whatever broke next (a pipe to ffmpeg, a rank)
+        if "No space left on device" in line:
+            match = _RANK_LINE.match(line)
+            text = _RANK_TAG.sub("", match.group(2)).strip() if match else line.strip()
+            return f"rank {match.group(1)}: {text}" if match else text
     errors: list[tuple[int, str]] = []  # (rank, error line) in order of appearance
     for line in tail:
         match = _RANK_LINE.match(line)

@@ -219,3 +219,8 @@ def test_failure_cause_prefers_a_real_error_over_killed_ranks():
     assert failure_cause(tail) == "rank 1: torch.OutOfMemoryError: CUDA out of memory"
     assert failure_cause(tail[:1] + tail[-2:]) == "rank      : 0 (local_rank: 0); exitcode  : -9 (pid: 12)"
     assert failure_cause(["hello"]) is None
+    full = [
+        "[default0]:BrokenPipeError: [Errno 32] Broken pipe",
+        "[default0]:[rank0]: ffmpeg: /d/x.mp4: No space left on device",
+    ]
+    assert failure_cause(full) == "rank 0: ffmpeg: /d/x.mp4: No space left on device"
