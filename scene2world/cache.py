@@ -106,12 +106,18 @@ def check_replaceable(out_dir: Path) -> None:
 
 
 def make_read_only(folder: Path) -> None:
-    """Remove write permission from every file under ``folder`` (folders stay writable, so our own
-    code can still replace or delete them); hard links elsewhere share the inode and the mode."""
+    """Remove write permission from the files under ``folder`` that it alone holds (folders stay
+    writable, so our own code can still replace or delete them).
+
+    A file with other hard links (a user's dataset file linked by the download step, an upstream
+    output linked by a later step) is left as it is: its mode is the other name's too, and an
+    upstream output was made read-only when it was published.
+    """
     for path in Path(folder).rglob("*"):
         if path.is_file() and not path.is_symlink():
-            mode = path.stat().st_mode
-            if mode & 0o222:
+            st = path.stat()
+            mode = st.st_mode
+            if mode & 0o222 and st.st_nlink == 1:
                 with contextlib.suppress(OSError):
                     path.chmod(mode & ~0o222)
 

@@ -114,8 +114,8 @@ def cmd_render(args: argparse.Namespace) -> Path:
 
     cfg = _config(args)
     update: dict[str, Any] = {}
-    if args.cameras:
-        update["cameras"] = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    if args.cameras is not None:
+        update["cameras"] = _camera_list(args.cameras)
     for name in ("frames", "look", "msaa", "line_caps", "device", "preset", "workers"):
         value = getattr(args, name)
         if value is not None:
@@ -133,6 +133,18 @@ def cmd_render(args: argparse.Namespace) -> Path:
         result = run_render(render_cfg, source, data_root=cfg.data_root, out_dir=args.out, progress=progress)
     _say_hit(result)
     return result.manifest_path
+
+
+def _camera_list(text: str) -> list[str]:
+    """``--cameras A,B``: names in order, each once; ConfigError when none is given."""
+    from scene2world.errors import ConfigError
+
+    names = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not names:
+        raise ConfigError(
+            f"--cameras {text!r}: no camera name given; pass comma-separated names, e.g. camera_front_wide_120fov"
+        )
+    return names
 
 
 def cmd_infer(args: argparse.Namespace) -> Path:

@@ -158,3 +158,16 @@ def test_a_full_disk_is_one_line_naming_the_path_and_keeps_nothing(tiny_disk):
     assert not [p for p in (tiny_disk / "infer").iterdir()]
     kept = next((tiny_disk / "failed").glob("infer-*"))
     assert (kept / "logs" / "rank0.log").read_text() == "rank 0 started\n"
+
+
+def test_a_users_file_linked_into_an_output_keeps_its_mode(tmp_path):
+    users = tmp_path / "dataset.bin"
+    users.write_bytes(b"user data")
+    users.chmod(0o644)
+    out = tmp_path / "out"
+    with cache.staging(out) as tmp:
+        cache.link_or_copy(users, tmp / "dataset.bin")
+        write_manifest(tmp, Manifest(step="download", step_version="1", cache_key="k" * 64, files=record_tree(tmp)))
+        cache.publish(tmp, out, "k" * 64)
+    assert users.stat().st_mode & 0o777 == 0o644
+    assert (out / "manifest.json").stat().st_mode & 0o222 == 0

@@ -142,3 +142,30 @@ def test_package_out_dot_in_a_project_folder_deletes_nothing(tmp_path, capsys, m
     assert "not a scene2world output" in capsys.readouterr().err
     assert (project / "src" / "main.py").read_text() == "print('hi')\n"
     assert sorted(p.name for p in project.iterdir()) == ["manifest.json", "src"]
+
+
+@pytest.mark.parametrize("cameras", [",", " , ", ""])
+def test_render_without_a_camera_name_is_a_user_error(tmp_path, capsys, cameras):
+    code = main(["render", str(EXAMPLE), "--cameras", cameras, "--set", f"data_root={tmp_path}"])
+    assert code == 2
+    assert "--cameras" in capsys.readouterr().err
+    assert not (tmp_path / "render").exists()
+
+
+def test_render_with_a_camera_named_twice_renders_it_once(tmp_path, capsys):
+    cam = "camera_front_wide_120fov"
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", f"{cam},{cam}", "--frames", "0:1", "--png",
+         "--set", f"data_root={tmp_path}"]
+    )  # fmt: skip
+    assert code == 0
+    manifest = read_manifest(Path(_last_line(capsys.readouterr().out)))
+    assert manifest.settings["cameras"] == [cam]
+
+
+def test_download_of_an_empty_folder_names_that_folder(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["download", str(empty), "--set", f"data_root={tmp_path / 'data'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{empty}: no clip found" in err and ".staging-" not in err
