@@ -12,6 +12,8 @@ folder other than this run's is refused and re-run.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 
 from scene2world import cache
+from scene2world.locks import output_lock
 from scene2world.manifest import sha256_json
 
 KeyOf = Callable[[dict[str, Any]], "tuple[str, Path] | None"]
@@ -82,11 +85,19 @@ def call_step(task: Any, key_of: KeyOf, **inputs: Any) -> Any:
 
     A refresh is asked for when the output folder is missing or altered, and when a cached
     record names another folder than this run's (a record written by an older scene2world).
-    Returns the task's final state (so the flow can tell Cached from Completed).
+    The whole call holds the output folder's lock (:mod:`scene2world.locks`): a second run
+    needing the same output waits for the first, then hits. Returns the task's final state
+    (so the flow can tell Cached from Completed).
     """
     found = _expected(key_of, inputs)
-    refresh = True if not output_is_valid(key_of, inputs) else None
-    state = task.with_options(refresh_cache=refresh)(**inputs, return_state=True)
-    if _serves_elsewhere(state, found):
-        state = task.with_options(refresh_cache=True)(**inputs, return_state=True)
+    lock = output_lock(found[1], on_wait=_say_waiting) if found is not None else contextlib.nullcontext()
+    with lock:  # a concurrent run building the same output finishes first; this one then hits
+        refresh = True if not output_is_valid(key_of, inputs) else None
+        state = task.with_options(refresh_cache=refresh)(**inputs, return_state=True)
+        if _serves_elsewhere(state, found):
+            state = task.with_options(refresh_cache=True)(**inputs, return_state=True)
     return state
+
+
+def _say_waiting(lock: Path) -> None:
+    logging.getLogger(__name__).info("another run is building this output; waiting for it (%s)", lock)
