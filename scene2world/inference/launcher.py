@@ -1,6 +1,6 @@
 """Run ``torchrun`` as a subprocess that can always be stopped, ranks included.
 
-The launcher (``STYLE.md`` habit 11, ``reference/prefect.md`` §6):
+The launcher (docs/processes.md):
 
 * takes an argv list (never a shell) and an explicit environment;
 * uses a free rendezvous port (``--standalone``, or ``--rdzv-endpoint 127.0.0.1:<port>``);
