@@ -21,10 +21,12 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from scene2world.errors import InferenceError
+from scene2world.inference import heartbeat
 from scene2world.lifeline import guarded_argv
 from scene2world.stopping import check
 
@@ -258,8 +261,13 @@ def _pump(stream: IO[bytes], lines: queue.Queue[object]) -> None:
 class _Run:
     """One running torchrun: its process, its output and its descendants."""
 
-    def __init__(self, cmd: TorchrunCommand, log: LogCallback | None, grace_s: float) -> None:
+    def __init__(
+        self, cmd: TorchrunCommand, log: LogCallback | None, grace_s: float, hang_timeout_s: float | None = None
+    ) -> None:
         self.cmd = cmd
+        self.hang_timeout_s = hang_timeout_s
+        self.heartbeats: Path | None = None
+        self.hung: dict[int, float] = {}
         self.log = log
         self.grace_s = grace_s
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -270,11 +278,15 @@ class _Run:
         if cmd.log_dir is not None:
             Path(cmd.log_dir).mkdir(parents=True, exist_ok=True)
             self.logfile = open(Path(cmd.log_dir) / "torchrun.log", "a", encoding="utf-8")  # noqa: SIM115
+        env = dict(cmd.env)
+        if hang_timeout_s is not None:
+            self.heartbeats = Path(tempfile.mkdtemp(prefix="s2w-heartbeats-"))
+            env[heartbeat.ENV] = str(self.heartbeats)
         try:
             self.proc = subprocess.Popen(
                 guarded_argv(cmd.argv),  # torchrun gets SIGTERM (and stops its ranks) if we are killed
                 cwd=cmd.cwd,
-                env=dict(cmd.env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -342,6 +354,10 @@ class _Run:
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            if self.heartbeats is not None and self.hang_timeout_s is not None:
+                self.hung = heartbeat.stale(self.heartbeats, self.hang_timeout_s)
+                if self.hung:
+                    return False
 
     def drain(self, wait_s: float) -> None:
         """Forward what is left of the output, waiting at most ``wait_s`` seconds for its end."""
@@ -403,6 +419,8 @@ class _Run:
         if self.logfile is not None:
             self.logfile.close()
             self.logfile = None
+        if self.heartbeats is not None:
+            shutil.rmtree(self.heartbeats, ignore_errors=True)
 
 
 def launch(
@@ -412,6 +430,7 @@ def launch(
     timeout_s: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     dry_run: bool = False,
+    hang_timeout_s: float | None = None,
 ) -> LaunchResult:
     """Run ``cmd`` to completion, streaming its combined output line by line to ``log``.
 
@@ -421,6 +440,8 @@ def launch(
         timeout_s: stop the whole process group after this many seconds (None: no limit).
         grace_s: seconds between SIGTERM and SIGKILL, 0 < grace_s < 30.
         dry_run: return the command without running anything.
+        hang_timeout_s: stop the launch when a rank that heartbeats (:mod:`.heartbeat`) has not
+            done so for this many seconds (None: no watchdog).
 
     Raises:
         InferenceError: non-zero exit, timeout, or a rank that survived SIGKILL; it carries
@@ -436,13 +457,13 @@ def launch(
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
     with _sigterm_raises():
-        run = _Run(cmd, log, grace_s)
+        run = _Run(cmd, log, grace_s, hang_timeout_s)
         survivors: list[int] = []
         finished = False
         try:
             finished = run.wait(deadline)
             if not finished:
-                run._note(f"timed out after {timeout_s:g} s")
+                run._note(_hung_text(run.hung) if run.hung else f"timed out after {timeout_s:g} s")
                 survivors = run.stop()
             else:
                 survivors = run.kill_leftovers()
@@ -459,6 +480,14 @@ def launch(
     tail = "\n".join(run.tail)
     argv = list(cmd.argv)
     where = f"; logs: {cmd.log_dir}" if cmd.log_dir is not None else ""
+    if not finished and run.hung:
+        raise InferenceError(
+            f"torchrun stopped: {_hung_text(run.hung)}{where}; a rank is hung (deadlock, stopped process); "
+            "raise `infer.hang_timeout_s` if a step legitimately takes longer",
+            returncode=returncode,
+            argv=argv,
+            log_tail=tail,
+        )
     if not finished:
         raise InferenceError(
             f"torchrun timed out after {timeout_s:g} s and was stopped (exit {returncode}){where}; "
@@ -485,6 +514,11 @@ def launch(
             log_tail=tail,
         )
     return LaunchResult(command, cmd.argv, returncode, time.monotonic() - start, cmd.log_dir, tail)
+
+
+def _hung_text(hung: dict[int, float]) -> str:
+    rank, age = min(hung.items())
+    return f"rank {rank} sent no heartbeat for {age:.0f} s"
 
 
 def _summary_lines(tail: list[str], count: int = 20) -> list[str]:
