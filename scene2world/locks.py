@@ -3,7 +3,7 @@
 Two runs on one data root that need the same step output would both build it (and one copy
 would be dropped at publishing). With :func:`output_lock` held around "look up, else build",
 the second run waits for the first and then finds its output in the cache. The lock is an
-``fcntl.flock`` on ``<parent>/.locks/<name>.lock``: the kernel releases it when its holder
+``fcntl.flock`` on a file under ``<data_root>/.locks`` (:func:`lock_path`): the kernel releases it when its holder
 exits, even by SIGKILL, so a crashed run never blocks the next one. Waiting polls, so a stop
 signal (:func:`scene2world.stopping.check`) ends the wait at once.
 """
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from scene2world.cache import STEP_FOLDERS
 from scene2world.stopping import check
 
 LOCKS_DIR = ".locks"
@@ -24,8 +25,11 @@ POLL_S = 0.2
 
 
 def lock_path(out_dir: Path) -> Path:
-    """The lock file guarding ``out_dir``."""
+    """The lock file guarding ``out_dir``: ``<data_root>/.locks/<step>-<name>.lock`` for a step folder
+    of a data root (the step folder itself holds only outputs), else ``<parent>/.locks/<name>.lock``."""
     out_dir = Path(out_dir).absolute()
+    if out_dir.parent.name in STEP_FOLDERS:
+        return out_dir.parent.parent / LOCKS_DIR / f"{out_dir.parent.name}-{out_dir.name}.lock"
     return out_dir.parent / LOCKS_DIR / f"{out_dir.name}.lock"
 
 

@@ -42,7 +42,8 @@ def test_a_second_holder_waits_for_the_first(tmp_path):
         assert (tmp_path / "flag").read_text() == "released"  # got the lock only once the first holder was done
     assert proc.wait(timeout=30) == 0
     assert waited == [lock_path(out)]
-    assert lock_path(out).parent == tmp_path / "render" / ".locks"
+    assert lock_path(out) == tmp_path / ".locks" / "render-abc.lock"  # the step folder holds only outputs
+    assert lock_path(tmp_path / "runs" / "r") == tmp_path / "runs" / ".locks" / "r.lock"
 
 
 @pytest.mark.timeout(120)
