@@ -142,19 +142,29 @@ def staging(out_dir: Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException as e:
-        kept = keep_logs(tmp, failed_dir(out_dir))
-        if kept is not None:
-            _point_message_at(e, tmp, kept)
+        if isinstance(e, Scene2WorldError) and str(tmp) in str(e):  # its message points into the staging folder
+            kept = keep_logs(tmp, failed_dir(out_dir))
+            if kept is not None:
+                _point_message_at(e, tmp, kept)
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and not isinstance(e, Scene2WorldError):
             writing = f" (writing {e.filename})" if e.filename else ""
-            raise CacheError(
+            raise DiskFullError(
                 f"{out_dir}: No space left on device{writing}; nothing was published: free some space or "
                 "choose a data root (or --out) on a larger disk"
             ) from e
         raise
     if tmp.exists():  # not published by the block: an error in the caller's logic
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DiskFullError(CacheError, OSError):
+    """A step ran out of disk space (ENOSPC); one line naming the output. Also an ``OSError``, so
+    callers that turn OSErrors into their own step's error keep doing so."""
+
+    def __init__(self, message: str) -> None:
+        CacheError.__init__(self, message)
+        self.errno = errno.ENOSPC
 
 
 STEP_FOLDERS = ("download", "render", "infer", "package")
@@ -191,9 +201,8 @@ def keep_logs(tmp: Path, dest: Path) -> Path | None:
 def _point_message_at(error: BaseException, tmp: Path, kept: Path) -> None:
     """Make a failure's message name the kept logs instead of the staging folder that is deleted."""
     log.warning("logs of the failed step are kept in %s", kept)
-    if isinstance(error, Scene2WorldError) and error.args and isinstance(error.args[0], str):
-        text = error.args[0]
-        error.args = (text.replace(str(tmp), str(kept)) if str(tmp) in text else f"{text} (logs: {kept})",)
+    if error.args and isinstance(error.args[0], str):
+        error.args = (error.args[0].replace(str(tmp), str(kept)), *error.args[1:])
 
 
 def publish(tmp: Path, out_dir: Path, key: str) -> Manifest:
