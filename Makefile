@@ -44,13 +44,13 @@ system:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# pyrender 0.1.45 pins PyOpenGL==3.1.0 (broken on Python >= 3.12 and on OSMesa): it is installed
-# without its dependencies, which pyproject.toml lists instead (with PyOpenGL 3.1.10).
+# pyrender comes from pyproject.toml's dependencies (the pyrender2 fork, docs/install.md). A
+# pyrender 0.1.45 left by an older setup provides the same `pyrender` module: remove it first.
 $(STAMP): pyproject.toml constraints.txt | system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps -c constraints.txt pyrender==0.1.45
+	$(BIN)/python -m pip uninstall -q -y pyrender 2>/dev/null || true
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,dask]'
 	touch $(STAMP)
 
 clean:

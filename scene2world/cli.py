@@ -171,6 +171,9 @@ def cmd_infer(args: argparse.Namespace) -> Path:
 
     result = run_infer(infer_cfg, target, data_root=cfg.data_root, out_dir=args.out, log_line=echo)
     _say_hit(result)
+    stats = result.manifest.stats
+    if not result.cache_hit and "inferred_samples" in stats:
+        echo(f"infer: {stats['inferred_samples']} sample(s) inferred, {stats['reused_samples']} reused")
     return result.manifest_path
 
 
@@ -211,6 +214,36 @@ def cmd_verify(args: argparse.Namespace) -> Path:
         raise Scene2WorldError(f"{folder}: {len(problems)} problem(s) against {MANIFEST_NAME}: {problems[0]}")
     print(f"{folder}: every file matches {MANIFEST_NAME}", file=sys.stderr)
     return folder / MANIFEST_NAME
+
+
+def cmd_doctor(args: argparse.Namespace) -> str:
+    """Check this machine for the configured pipeline: one line per check, exit 2 when one fails."""
+    from scene2world.doctor import can_run, run_checks
+
+    cfg = _config(args)
+    checks = run_checks(cfg)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == "FAIL"]
+    if failed:
+        raise Scene2WorldError(
+            f"{len(failed)} check(s) failed, the configured pipeline cannot run here: "
+            + "; ".join(f"{c.name}: {c.fix or c.detail}" for c in failed)
+        )
+    assert can_run(checks)
+    return f"doctor: the configured pipeline (engine {cfg.infer.engine}) can run on this machine"
+
+
+def cmd_serve(args: argparse.Namespace) -> Path:
+    """Serve the deployments of prefect.yaml (with their schedules) from this process, without a work pool."""
+    from scene2world.flows.checkout import HOME_ENV, enter_checkout
+    from scene2world.flows.serving import serve_file
+
+    enter_checkout(os.environ.get(HOME_ENV))  # the flows' relative paths resolve in the checkout
+    _no_tracebacks_for_user_errors()
+    path = Path("prefect.yaml").absolute()
+    serve_file(path, only=args.only or None, schedules=not args.no_schedules)
+    return path
 
 
 def _say_hit(result: Any) -> None:
@@ -267,9 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: <runs_dir>/<name>-<key>)")
     p.set_defaults(func=cmd_package)
 
+    p = with_config(sub.add_parser("doctor", help="can this machine run the configured pipeline?"))
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("verify", help="check a run folder against its manifest")
     p.add_argument("run_dir", help="a run folder (or any step output folder)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("serve", help="serve the deployments of prefect.yaml (and their schedules) from this process")
+    p.add_argument("--only", action="append", metavar="NAME", help="serve only this deployment (repeatable)")
+    p.add_argument("--no-schedules", action="store_true", help="serve without the schedules (runs on demand only)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

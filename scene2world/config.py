@@ -65,8 +65,10 @@ class DownloadConfig(_Model):
 class RenderConfig(_Model):
     """World-scenario control-video rendering (NVIDIA v3 look)."""
 
-    cameras: list[CameraNameLiteral] = Field(
-        default_factory=lambda: list(CAMERA_NAMES), description="Rig cameras to render (underscore names)."
+    cameras: list[CameraNameLiteral] | None = Field(
+        None,
+        description="Rig cameras to render (underscore names); None = every camera each clip's own rig has. "
+        "A named camera that no clip has is an error.",
     )
     frames: str | None = Field(
         None,
@@ -90,14 +92,37 @@ class RenderConfig(_Model):
     preset: X264Preset = Field("slow", description="libx264 preset (NVIDIA: slow).")
     png: bool = Field(False, description="Write lossless PNG frames instead of mp4 videos.")
     workers: int = Field(0, ge=0, le=64, description="Camera render processes; 0 = one per CPU core (max cameras).")
+    task_runner: Literal["local", "dask"] = Field(
+        "local",
+        description="Where the per-(clip, camera) render tasks run in a pipeline run: `local` = render processes "
+        "on this machine (`workers` of them); `dask` = prefect-dask's DaskTaskRunner (the `dask` extra).",
+    )
+    dask_address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|inproc|ucx)://\S+$",
+        description="Scheduler of an existing Dask cluster (tcp://host:8786) for `task_runner: dask`; "
+        "None = a local Dask cluster started for the run.",
+    )
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed NVIDIA's generator takes (numpy's 32-bit seed); autoregressive chunk i uses seed + i."""
 
 
 class CosmosEngineConfig(_Model):
     """Settings of the real Cosmos-Transfer2.5 engine (a user's cosmos-transfer2.5 checkout)."""
 
     repo_dir: Path | None = Field(None, description="cosmos-transfer2.5 checkout (runs `-m examples.multiview`).")
-    python: str = Field("python", description="Python interpreter of the Cosmos environment.")
-    checkpoint_path: str | None = Field(None, description="Checkpoint (.pt, hf://...); None = the model's default.")
+    python: str | None = Field(
+        None,
+        description="Python interpreter of the Cosmos environment; None = the checkout's `.venv/bin/python`. "
+        "A bare name (`python3`) is looked up on PATH.",
+    )
+    checkpoint_path: str | None = Field(
+        None,
+        description="Checkpoint (.pt, hf://...); None = the model's default. A relative local path is taken from "
+        "the current directory.",
+    )
     experiment: str | None = Field(None, description="Experiment name; None = the model's default.")
     disable_guardrails: bool = Field(False, description="Pass --disable-guardrails.")
     offload_guardrail_models: bool = Field(False, description="Pass --offload-guardrail-models.")
@@ -122,10 +147,24 @@ class InferConfig(_Model):
     prompt: str = Field(
         "A realistic autonomous driving scene through city streets in daylight, consistent across all cameras.",
         min_length=1,
-        description="Text prompt (conditions the first active view).",
+        description="Text prompt of the single `default` variant, used when neither `prompts` nor the dataset "
+        "gives variants (`{caption}` is replaced by the clip's caption).",
+    )
+    prompts: dict[str, str] | None = Field(
+        None,
+        description="Prompt variants {name: text}; one sample per clip x variant x seed. `{caption}` in a text is "
+        "replaced by the clip's caption (captions/<clip>.txt). Overrides the dataset's prompts/<clip>.json.",
     )
     negative_prompt: str | None = Field(None, description="Written to the spec; the multiview model ignores it.")
-    seed: int = Field(0, ge=0, description="Sampling seed (autoregressive chunk i uses seed + i).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Sampling seed when `seeds` is not set (autoregressive chunk i uses seed + i).",
+    )
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="Several seeds: one sample per clip x variant x seed (overrides `seed`)."
+    )
     guidance: int = Field(3, ge=0, le=7, description="Classifier-free guidance, integer 0-7.")
     num_conditional_frames: int = Field(0, ge=0, le=32, description="RGB frames to condition on (0: control only).")
     control_weight: float = Field(1.0, ge=0.0, le=1.0, description="Scale of the control branch.")
@@ -136,6 +175,32 @@ class InferConfig(_Model):
     chunk_overlap: int = Field(1, ge=0, le=28, description="Frames shared between autoregressive chunks.")
     save_combined_views: bool = Field(False, description="One time-concatenated mp4 instead of per-view mp4s + grid.")
     cosmos: CosmosEngineConfig = Field(default_factory=CosmosEngineConfig)
+
+    @field_validator("prompts")
+    @classmethod
+    def _variant_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one variant {name: text}, or leave `prompts` unset")
+            for name, text in value.items():
+                if not name.strip() or not str(text).strip():
+                    raise ValueError(f"variant {name!r}: name and text must be non-empty")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            bad = [s for s in value if not 0 <= s <= MAX_SEED]
+            if bad:
+                raise ValueError(f"seeds must be 0..{MAX_SEED}, got {bad}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"seeds must be distinct, got {value}")
+        return value
+
+    def seed_list(self) -> list[int]:
+        """The seeds of every variant: ``seeds``, else ``[seed]``."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 class PackageConfig(_Model):
@@ -253,5 +318,20 @@ def updated(model: _ModelT, changes: dict[str, Any], source: str) -> _ModelT:
     """A copy of ``model`` with ``changes`` applied and validated; ConfigError names the option."""
     try:
         return type(model).model_validate({**model.model_dump(), **changes})
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from e
+
+
+def merge_config(path: Path | None, explicit: dict[str, Any]) -> PipelineConfig:
+    """The config file at ``path`` (or the defaults) with ``explicit`` values laid over it, key by key.
+
+    ``explicit`` holds only what a caller set (e.g. a flow's parameters that are not None, nested
+    models dumped with ``exclude_unset``), so ``{"render": {"frames": "0:30"}}`` changes that one
+    key and keeps the file's other render settings. Raises ConfigError naming the key.
+    """
+    base = load_config(path).model_dump(mode="json")
+    source = (str(path) if path is not None else "defaults") + " + parameters"
+    try:
+        return PipelineConfig.model_validate(_deep_merge(base, explicit))
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from e

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +76,7 @@ class Manifest(BaseModel):
             "step_version": self.step_version,
             "files": [f.model_dump() for f in sorted(self.files, key=lambda f: f.path)],
             "settings": self.settings,
-            "data": self.data,
+            "data": _without_run_facts(self.data),
         }
         return sha256_json(payload)
 
@@ -87,19 +88,56 @@ class Manifest(BaseModel):
         raise CacheError(f"{MANIFEST_NAME} does not list {rel_path!r}")
 
 
+RUN_FACT_KEYS = frozenset({"rendered", "reused"})
+"""Keys of ``data`` (at any depth) that say how an output was made in this run (which cameras were
+rendered or reused from the cache), not what it is: left out of :meth:`Manifest.digest`."""
+
+
+def _without_run_facts(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_run_facts(v) for k, v in value.items() if k not in RUN_FACT_KEYS}
+    if isinstance(value, list):
+        return [_without_run_facts(v) for v in value]
+    return value
+
+
 def sha256_json(payload: Any) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of ``payload``."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+_DIGESTS_MAX = 200_000
+_SETTLED_NS = 2_000_000_000
+"""Files modified less than this long ago are not remembered: file times are coarse (a few ms),
+so two writes in one tick could share a modification time (git's "racy" entries, same remedy)."""
+
+
 def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    """sha256 of a file's bytes, read in 1 MiB chunks.
+
+    Hashed once per process: a file whose inode, size and modification time (ns) are unchanged
+    since it was hashed in this process gets the digest from then (only files last modified
+    more than 2 s before they were hashed are remembered). Hard links share an inode, so
+    the copies that steps link from each other's outputs are read once per run, not once per step.
+    """
+    before = os.stat(path)
+    key = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
+    if (known := _DIGESTS.get(key)) is not None:
+        return known
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    after = os.stat(path)
+    settled = time.time_ns() - after.st_mtime_ns > _SETTLED_NS
+    if settled and (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) == key:
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        _DIGESTS[key] = digest
+    return digest
 
 
 def record_files(root: Path, paths: Iterable[Path]) -> list[FileRecord]:

@@ -20,11 +20,12 @@ if [[ "${1:-}" == "fetch" ]]; then
   # the glvnd loaders only (no Mesa: the NVIDIA vendor library does the work)
   (cd "$GPU_DIR/gl" && apt-get "${o[@]}" download libegl1 libglvnd0 libopengl0 libgl1 libglx0)
   # pyrender and what the GPU image lacks (it has numpy, scipy, pillow, networkx, imageio,
-  # pyarrow, pyyaml); --no-deps: pyrender pins PyOpenGL==3.1.0
+  # pyarrow, pyyaml); --no-deps: only these wheels go into the --target folder (pyrender2 is the
+  # pyrender fork scene2world depends on, docs/install.md)
   python3 -m pip download --no-deps --only-binary=:all: --python-version "$PY_VERSION" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$GPU_DIR/whl" \
-    pyrender==0.1.45 PyOpenGL==3.1.10 trimesh==5.2.0 pyglet==2.1.19 freetype-py==2.5.1 \
+    pyrender2==0.2.2 PyOpenGL==3.1.10 trimesh==5.2.0 pyglet==2.1.19 freetype-py==2.5.1 \
     pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   # imageio-ffmpeg's Python code without its 170 MB ffmpeg binary (the wheel is 68 MB, more
   # than a device call may carry); it uses IMAGEIO_FFMPEG_EXE or an ffmpeg on PATH there

@@ -1,9 +1,10 @@
+import shutil
 from pathlib import Path
 
 import pytest
 
 from scene2world.cli import main
-from scene2world.manifest import read_manifest
+from scene2world.manifest import Manifest, read_manifest, record_tree, write_manifest
 from tests.conftest import EXAMPLE
 
 
@@ -49,7 +50,7 @@ def test_render_frame_range_outside_the_clip(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "500" in err and "151" in err
-    assert not list((tmp_path / "render").glob("*/manifest.json")) if (tmp_path / "render").exists() else True
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []  # checked before anything was written
 
 
 def test_render_png_frames(tmp_path, capsys):
@@ -87,6 +88,7 @@ def test_render_refuses_to_overwrite_a_users_folder(tmp_path, capsys):
     assert code == 2
     assert (out / "thesis.tex").read_text() == "keep me"
     assert "not a scene2world output" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "render-cameras").exists()  # refused before rendering anything
 
 
 def test_infer_on_a_download_manifest_is_a_user_error(tmp_path, capsys):
@@ -97,6 +99,21 @@ def test_infer_on_a_download_manifest_is_a_user_error(tmp_path, capsys):
 
 
 def test_verify_reports_a_tampered_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(EXAMPLE, run / "controls")  # real files under a package-step manifest
+    write_manifest(run, Manifest(step="package", step_version="1", cache_key="k" * 20, files=record_tree(run)))
+    assert main(["verify", str(run)]) == 0
+    capsys.readouterr()
+    victim = sorted((run / "controls").rglob("*.parquet"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    assert main(["verify", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{victim.relative_to(run).as_posix()}: sha256 changed" in err
+
+
+def test_verify_reports_a_folder_without_manifest(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
     assert "manifest" in capsys.readouterr().err
 

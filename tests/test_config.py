@@ -18,7 +18,15 @@ def test_default_config_runs_the_bundled_example_on_the_preview_engine():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.download.source == "assets/example"
     assert cfg.infer.engine == "preview" and cfg.infer.nproc_per_node == 2
-    assert len(cfg.render.cameras) == 7
+    assert cfg.render.cameras is None  # every camera of each clip's own rig (7 on the example)
+    assert cfg.render.task_runner == "local" and cfg.render.dask_address is None
+
+
+def test_dask_address_must_be_a_scheduler_url():
+    with pytest.raises(ConfigError, match=r"`render.dask_address`"):
+        load_config(None, ["render.task_runner=dask", "render.dask_address=localhost:8786"])
+    cfg = load_config(None, ["render.task_runner=dask", "render.dask_address=tcp://10.0.0.5:8786"])
+    assert cfg.render.dask_address == "tcp://10.0.0.5:8786"
 
 
 def test_invalid_literal_names_key_and_allowed_values(tmp_path):

@@ -20,7 +20,7 @@ from scene2world.config import DownloadConfig
 from scene2world.datasets import digest, extract, fetch, sources
 from scene2world.errors import DatasetError
 from scene2world.manifest import Manifest, record_tree, sha256_file, write_manifest
-from scene2world.scene.discover import discover_clips
+from scene2world.scene.prompts import find_clip_text
 
 STEP = "download"
 STEP_VERSION = "1"
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 def resolve_source(source: str, datasets: dict[str, str]) -> str:
     """A dataset name from the config's ``datasets`` becomes its URL; anything else is returned as is."""
     return datasets.get(source, source)
+
+
+def download_dir(data_root: Path, url: str) -> Path:
+    """Where downloads of ``url`` are kept (with their conditional-GET sidecar) under the data root."""
+    return Path(data_root).absolute() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
 
 
 def _key(content: str, cfg: DownloadConfig) -> str:
@@ -73,7 +78,7 @@ def run_download(
     archive_path: Path | None
     if src.kind == "url":
         url = src.url or resolved
-        url_dir = data_root / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:20]
+        url_dir = download_dir(data_root, url)
         fetched = fetch.fetch(
             url, url_dir, sha256=cfg.sha256, retries=cfg.retries, timeout_s=cfg.timeout_s, progress=progress
         )
@@ -103,6 +108,8 @@ def run_download(
         else:
             _copy_tree(_local(src), dataset)
         timings["copy_or_extract"] = time.perf_counter() - t1
+        from scene2world.scene.discover import discover_clips  # not imported by a cached run
+
         clips = discover_clips(dataset)
         if cfg.clip_ids:
             wanted = set(cfg.clip_ids)
@@ -132,7 +139,12 @@ def run_download(
                 "content_sha256": content,
                 "not_modified": not_modified,
                 "clips": [
-                    {"clip_id": c.clip_id, "format": c.format, "path": Path(c.path).relative_to(tmp).as_posix()}
+                    {
+                        "clip_id": c.clip_id,
+                        "format": c.format,
+                        "path": Path(c.path).relative_to(tmp).as_posix(),
+                        **_clip_text(c.path, c.clip_id),
+                    }
                     for c in sorted(clips, key=lambda c: c.clip_id)
                 ],
             },
@@ -141,6 +153,12 @@ def run_download(
         published = cache.publish(tmp, out_dir, key)
     log.info("download: %d clip(s) from %s in %.1f s", len(clips), resolved, timings["total"])
     return cache.StepResult(published, out_dir, cache_hit=False)
+
+
+def _clip_text(folder: Path, clip_id: str) -> dict[str, object]:
+    """The caption and prompt variants the dataset carries for a clip (``scene.prompts``), for the manifest."""
+    text = find_clip_text(folder, clip_id)
+    return {"caption": text.caption, "prompts": text.variants or None}
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

@@ -1,10 +1,10 @@
 """Check a Cosmos spec before any GPU is booked, and plan what the launch will do.
 
-The checks follow Cosmos's own runtime rules (``reference/cosmos_inference.md`` §1.6, §1.10,
-§1.11) and are stricter where §8 says that is safe: a missing prompt, negative seeds or step
-counts, an autoregressive overlap that leaves no new frames, input videos shorter than the frames
-the model reads, and the autoregressive ``input_path`` quirk (§1.4) fail here instead of after the
-model has loaded.
+The checks follow Cosmos's own runtime rules (``docs/cosmos.md``: the spec model, frames, GPUs
+per view count, seeds) and are stricter where that is safe: a missing prompt, negative seeds or
+step counts, an autoregressive overlap that leaves no new frames, input videos shorter than the
+frames the model reads, and the autoregressive ``input_path`` quirk fail here instead of after
+the model has loaded.
 
 :func:`plan_samples` is pure: it takes validated samples and the probed videos and returns a
 :class:`Plan` (frames per view, chunks, source frame indices per chunk, ranks, view → rank) or
@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scene2world.config import InferConfig
+from scene2world.config import MAX_SEED, InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.spec import MultiviewInferenceArguments, check_sample_name, load_spec
 
 CHUNK_FRAMES = 29
-"""Pixel frames per view per chunk: 8 latent frames, (8 − 1)·4 + 1 (§1.6)."""
+"""Pixel frames per view per chunk: 8 latent frames, (8 − 1)·4 + 1."""
 
 COSMOS_RANK_COUNTS = (1, 2, 4, 8)
-"""``--nproc_per_node`` values Cosmos's context parallelism allows at 720p (§1.11)."""
+"""``--nproc_per_node`` values Cosmos's context parallelism allows at 720p."""
 
 COSMOS_NUM_HEADS = 16
 """DiT attention heads; Ulysses all-to-all needs ``16 % ranks == 0``."""
@@ -101,7 +101,7 @@ def _probe_ffmpeg(path: Path) -> VideoInfo | None:
     return VideoInfo(path, float(meta.get("fps", 0.0)), int(frames), int(width), int(height))
 
 
-# ---------------------------------------------------------------- chunk arithmetic (§1.6, §1.10)
+# ---------------------------------------------------------------- chunk arithmetic
 
 
 def fps_factor(video_fps: float, fps: int) -> int | None:
@@ -188,7 +188,7 @@ class SamplePlan:
     warnings: tuple[str, ...] = ()
 
     def output_files(self) -> tuple[str, ...]:
-        """File names Cosmos writes for this sample in the output folder (§1.12)."""
+        """File names Cosmos writes for this sample in the output folder."""
         if self.save_combined_views:
             return (f"{self.name}.json", f"{self.name}.mp4")
         return (
@@ -239,7 +239,7 @@ class _Problems:
 
 
 def _check_values(s: MultiviewInferenceArguments, p: _Problems) -> None:
-    """Checks on values NVIDIA's loader accepts but its runtime does not (§8.2, §8.6)."""
+    """Checks on values NVIDIA's loader accepts but its runtime does not."""
     try:
         check_sample_name(s.name)
     except InferenceError as e:
@@ -304,7 +304,7 @@ def plan_sample(
         else:
             warnings.append(f"sample {s.name!r}: Cosmos would not run this spec: {what}; fix: {fix}")
 
-    # fps: one value over every active control and input video, divisible by the spec fps (§1.6)
+    # fps: one value over every active control and input video, divisible by the spec fps
     used: list[tuple[str, VideoInfo]] = []
     unprobed = False
     for key in views:
@@ -336,7 +336,7 @@ def plan_sample(
         problems.add(s, "fps", f"{s.fps} does not divide the videos' {video_fps:g} fps", fix)
         return None
 
-    # frames: only the control lengths count (§1.6); inputs must hold the frames read from them
+    # frames: only the control lengths count; inputs must hold the frames read from them
     controls = {key: videos[s.view(key).control_path] for key in views}  # type: ignore[index]
     shortest_key = min(controls, key=lambda key: controls[key].num_frames)
     min_frames = controls[shortest_key].num_frames
@@ -360,6 +360,13 @@ def plan_sample(
         warnings.append(
             f"sample {s.name!r}: `num_chunks` {requested} clamped to {n}: the controls hold {available} frames "
             f"at fps {s.fps}, enough for {n} chunk(s) of {CHUNK_FRAMES} with overlap {overlap}"
+        )
+    if s.seed + n - 1 > MAX_SEED:
+        problems.add(
+            s,
+            "seed",
+            f"{s.seed} + {n - 1} (chunk i uses seed + i) exceeds {MAX_SEED}, the largest seed NVIDIA's generator takes",
+            f"use a seed ≤ {MAX_SEED - (n - 1)}",
         )
     total = frames_per_view(n, overlap)
     windows = chunk_windows(n, overlap)

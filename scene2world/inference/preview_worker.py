@@ -6,15 +6,15 @@ Run it like NVIDIA's ``examples.multiview``::
 
 Every rank loads and checks the spec (the same rules as :mod:`~scene2world.inference.preflight`),
 takes the active views ``j`` with ``j % world_size == rank`` and prepares exactly the control frames
-the model would be conditioned on (``reference/cosmos_inference.md`` §1.6, §1.10): source frames
+the model would be conditioned on (``docs/cosmos.md``, "GPUs for the views"): source frames
 ``0, k, 2k, …`` (k = video fps / spec fps), 29-frame chunks, autoregressive windows
 ``[i·(29 − o), i·(29 − o) + 29)`` whose first ``o`` frames are dropped after chunk 0, each frame resized
 to 720×1280 (bilinear, antialiased, no crop). Frame by frame, the ranks' uint8 tensors are gathered
 on rank 0 (``torch.distributed.gather``, gloo on CPU, NCCL on GPU), which writes what Cosmos writes
-(§1.12): ``<name>.json``; ``<name>_<view>.mp4`` per active view and ``<name>_grid.mp4`` (3×3 cells of
-1280×720 in canonical order, black where empty, 3840×2160) — or, with ``save_combined_views``, one
-``<name>.mp4`` with the views one after the other in time; plus ``config.yaml`` and ``console.log``.
-Videos play at the spec fps and are written under a temporary name, then renamed.
+(``docs/cosmos.md``, "Outputs"): ``<name>.json``; ``<name>_<view>.mp4`` per active view and
+``<name>_grid.mp4`` (3×3 cells of 1280×720 in canonical order, black where empty, 3840×2160) — or,
+with ``save_combined_views``, one ``<name>.mp4`` with the views one after the other in time; plus
+``config.yaml`` and ``console.log``. Videos play at the spec fps and are written under a temporary name, then renamed.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 :func:`run_inference` checks the spec before anything starts (:mod:`.preflight`), launches the
 engine's torchrun (:mod:`.engines`, :mod:`.launcher`) into a temporary folder next to ``out_dir``,
-checks that every file Cosmos would write is there (§1.12 of ``reference/cosmos_inference.md``) and
+checks that every file Cosmos would write is there (``docs/cosmos.md``, "Outputs") and
 only then renames the folder to ``out_dir``. A failed launch leaves ``out_dir`` untouched.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scene2world.config import InferConfig
 from scene2world.errors import InferenceError
-from scene2world.inference.engines import engine_command
+from scene2world.inference.engines import check_cosmos, engine_command
 from scene2world.inference.launcher import DEFAULT_GRACE_S, launch
 from scene2world.inference.preflight import Plan, describe, preflight
 
@@ -106,6 +106,19 @@ def _publish(stage: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+GUARDRAIL_MARKERS = ("guardrail", "blocked by", "content safety")
+"""Words of the lines Cosmos logs when its guardrails block a prompt or a video (case-insensitive)."""
+
+
+def guardrail_lines(log_tail: str) -> list[str]:
+    """The lines of a launch's log tail that report a guardrail block (to lead the error message)."""
+    return [
+        line.strip()
+        for line in log_tail.splitlines()
+        if any(m in line.lower() for m in GUARDRAIL_MARKERS) and ("block" in line.lower() or "unsafe" in line.lower())
+    ]
+
+
 def run_inference(
     spec_path: Path,
     out_dir: Path,
@@ -114,6 +127,7 @@ def run_inference(
     *,
     dry_run: bool = False,
     grace_s: float = DEFAULT_GRACE_S,
+    keep_failed: Path | None = None,
 ) -> InferenceResult:
     """Check ``spec_path``, run ``cfg.engine`` under torchrun and publish its files as ``out_dir``.
 
@@ -124,6 +138,8 @@ def run_inference(
         log: receives the plan summary, the warnings and every torchrun output line.
         dry_run: check and plan only; the result's ``command`` is what would run.
         grace_s: seconds between SIGTERM and SIGKILL when the launch is stopped.
+        keep_failed: where a failed launch's files and logs are moved (default: left beside ``out_dir``),
+            e.g. outside a staging folder that is about to be removed.
 
     Raises:
         InferenceError: a spec problem (before launching), a failed or timed-out launch, or
@@ -133,6 +149,9 @@ def run_inference(
     spec_path = Path(spec_path).absolute()
     out_dir = Path(out_dir).absolute()
     plan = preflight(spec_path, cfg)
+    if cfg.engine == "cosmos":
+        setup = check_cosmos(cfg, imports=not dry_run)
+        emit(f"cosmos: checkout {setup.repo}, interpreter {setup.python} (torch {setup.torch_version or '?'})")
     for line in describe(plan):
         emit(line)
     for warning in plan.warnings:
@@ -158,8 +177,16 @@ def run_inference(
             )
         _publish(stage, out_dir)
     except InferenceError as e:
+        blocked = guardrail_lines(e.log_tail or "")
+        head = f"a guardrail blocked a sample: {blocked[-1]}\n" if blocked else ""
+        left = stage
+        if keep_failed is not None:
+            with contextlib.suppress(OSError):
+                keep_failed.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage, keep_failed)
+                left = keep_failed
         raise InferenceError(
-            f"{e}\n(the failed run's files and logs are left in {stage})",
+            f"{head}{e}\n(the failed run's files and logs are left in {left})",
             returncode=e.returncode,
             argv=e.argv,
             log_tail=e.log_tail,

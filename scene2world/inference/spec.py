@@ -1,10 +1,10 @@
 """The Cosmos-Transfer2.5 multiview spec: NVIDIA's ``MultiviewInferenceArguments`` as a pydantic model.
 
-Field names, defaults, bounds and order follow NVIDIA's model (``reference/cosmos_inference.md``
-§1.3-1.4, §1.12): extra keys are forbidden, paths must name existing files and are resolved
-from the spec file's folder, ``prompt`` wins over ``prompt_path`` (whose file must still exist,
-§8.1), and the ``validate_input_paths`` rules (an active view needs ``control_path``, conditional
-frames need ``input_path``) hold. It is stricter than NVIDIA where §8 says that is safe: types
+Field names, defaults, bounds and order follow NVIDIA's model (``docs/cosmos.md``, "NVIDIA's spec
+model"): extra keys are forbidden, paths must name existing files and are resolved from the spec
+file's folder, ``prompt`` wins over ``prompt_path`` (whose file must still exist), and the
+``validate_input_paths`` rules (an active view needs ``control_path``, conditional frames need
+``input_path``) hold. It is stricter than NVIDIA where that is safe: types
 are not coerced (``guidance: 3.0``, ``"yes"`` for a bool are rejected), ``~`` paths, blank
 ``.jsonl`` lines and a ``.json`` holding a list get clear messages instead of crashes. Every file
 this module writes is therefore accepted by NVIDIA's own loader.
@@ -309,6 +309,8 @@ def build_sample(
     spec_dir: Path,
     *,
     inputs: Mapping[str | CameraName, Path] | None = None,
+    prompt: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """The spec dict of one sample, as NVIDIA's model accepts it.
 
@@ -318,6 +320,8 @@ def build_sample(
         cfg: the inference settings (prompt, fps, chunks, …).
         spec_dir: the folder the spec file will be written to; paths are written relative to it.
         inputs: optional camera name → RGB video, needed when ``cfg.num_conditional_frames > 0``.
+        prompt: this sample's prompt (default ``cfg.prompt``).
+        seed: this sample's seed (default ``cfg.seed``).
 
     Returns:
         A JSON-ready dict: every top-level field explicitly, the active views only, in NVIDIA's
@@ -350,11 +354,11 @@ def build_sample(
                 f"input video for every active view; missing: {', '.join(missing)}. Set "
                 "`infer.num_conditional_frames=0` for control-only generation."
             )
-    sample: dict[str, Any] = {"name": name, "prompt": cfg.prompt}
+    sample: dict[str, Any] = {"name": name, "prompt": cfg.prompt if prompt is None else prompt}
     if cfg.negative_prompt is not None:
         sample["negative_prompt"] = cfg.negative_prompt
     sample.update(
-        seed=cfg.seed,
+        seed=cfg.seed if seed is None else seed,
         guidance=cfg.guidance,
         num_conditional_frames=cfg.num_conditional_frames,
         control_weight=float(cfg.control_weight),
@@ -372,6 +376,52 @@ def build_sample(
     )
     validate_sample(sample, base_dir=spec_dir, where=f"sample {name!r} (spec folder {spec_dir})")
     return sample
+
+
+PATH_FIELDS = ("control_path", "input_path")
+"""The path fields of a view object (``prompt_path`` is the top-level one)."""
+
+
+def rebase_paths(
+    data: Mapping[str, Any], *, old_dir: Path, old_root: Path, new_root: Path, new_dir: Path
+) -> dict[str, Any]:
+    """A copy of the sample dict ``data`` whose files moved from under ``old_root`` to ``new_root``.
+
+    Every path (``prompt_path`` and each view's ``control_path``/``input_path``) must be absolute or
+    relative to ``old_dir`` (the folder of the file ``data`` was read from) and lie under
+    ``old_root``; it is rewritten relative to ``new_dir`` (the
+    folder of the file the sample will be written to), so NVIDIA's loader, which resolves paths from
+    the spec file's folder, finds it. Field order and every other value are kept.
+    Raises InferenceError for a path outside ``old_root``.
+    """
+    old_dir, old_root, new_root, new_dir = (Path(os.path.abspath(p)) for p in (old_dir, old_root, new_root, new_dir))
+
+    def move(value: Any, fld: str) -> Any:
+        if value is None:
+            return None
+        path = Path(value)
+        full = Path(os.path.abspath(path if path.is_absolute() else old_dir / path))
+        if not full.is_relative_to(old_root):
+            full = full.resolve()
+            if not full.is_relative_to(old_root.resolve()):
+                raise InferenceError(f"sample {data.get('name')!r}: `{fld}` {value} is not under {old_root}")
+            full = old_root / full.relative_to(old_root.resolve())
+        return _relative(new_root / full.relative_to(old_root), new_dir)
+
+    out = dict(data)
+    if "prompt_path" in out:
+        out["prompt_path"] = move(out["prompt_path"], "prompt_path")
+    for key in SPEC_VIEW_FIELDS:
+        view = out.get(key)
+        if isinstance(view, Mapping):
+            out[key] = {k: (move(v, f"{key}.{k}") if k in PATH_FIELDS else v) for k, v in view.items()}
+    return out
+
+
+def write_sidecar(data: Mapping[str, Any], path: Path) -> Path:
+    """Write a ``<name>.json`` sample dump the way Cosmos does (one compact line), atomically."""
+    atomic_write_text(Path(path), json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False))
+    return Path(path)
 
 
 def _duplicates(names: Sequence[tuple[str, str]]) -> list[str]:
@@ -466,7 +516,7 @@ def _read_records(path: Path) -> list[tuple[str, Any]]:
 def load_spec(path: Path) -> list[MultiviewInferenceArguments]:
     """Load a ``.json`` (one sample) or ``.jsonl`` (one per line) spec with NVIDIA's rules.
 
-    Relative paths are taken from the spec file's folder; prompts are resolved (§8.1); names must be
+    Relative paths are taken from the spec file's folder; prompts are resolved; names must be
     unique. Raises InferenceError listing every problem with file, line (from 1), sample and field.
     """
     path = Path(path)

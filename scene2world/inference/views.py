@@ -4,7 +4,7 @@ The canonical order is NVIDIA's ``MULTIVIEW_CAMERA_KEYS`` (the learned view-embe
 kept when only some views are active); it orders the grid cells, the time-concatenated combined
 video and the view → rank assignment. It differs from the order in which the spec *fields* are
 declared (``front_wide, rear, rear_left, …``), which is the spec model's business.
-Source: ``reference/cosmos_inference.md`` §1.5.
+Described in ``docs/cosmos.md`` ("Views and cameras").
 """
 
 from __future__ import annotations

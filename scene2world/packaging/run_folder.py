@@ -3,7 +3,8 @@
 Layout of ``RUN_DIR`` (paths in ``manifest.json`` are relative to it)::
 
     controls/<clip>/<clip>.<camera>.mp4      control videos (or controls/<clip>/<camera>/*.png for PNG renders)
-    generated/<sample>/<file>                 Cosmos outputs as produced: <name>_<view>.mp4, <name>_grid.mp4, <name>.mp4
+    generated/<sample>/<file>                 Cosmos outputs: <name>_<view>.mp4, <name>_grid.mp4, <name>.mp4 and
+                                              the sample dump <name>.json (sample = <clip>.<variant>.<seed>)
     spec/<file>                               the spec file(s) the samples were generated from
     logs/<file>                               inference logs and any extra logs given
     contact_sheet.png                         every control view at the middle frame (PackageConfig.contact_sheet)
@@ -13,9 +14,12 @@ Layout of ``RUN_DIR`` (paths in ``manifest.json`` are relative to it)::
 and beside it, with ``PackageConfig.archive``, ``RUN_DIR.zip`` or ``RUN_DIR.tar.gz`` plus its ``.sha256``.
 
 Upstream files are hard-linked when on the same filesystem, else copied, and checked against their upstream
-manifest's sha256 on the way. Everything is built in a hidden staging folder beside ``RUN_DIR`` and published
-by a rename (``scene2world.cache``); the archive is staged under a temporary name and renamed after the
-folder. A failure at any point leaves neither a run folder nor an archive.
+manifest's sha256 on the way. The spec files and sample dumps are checked to load with NVIDIA's rules from
+where they lie in the run folder (their control paths point at ``controls/``); where the infer output's
+relative paths would not, they are rewritten (``docs/cosmos.md``, "Spec files"). Everything is built in a
+hidden staging folder beside ``RUN_DIR`` and published by a rename (``scene2world.cache``); the archive is
+staged under a temporary name and renamed after the folder. A failure at any point leaves neither a run
+folder nor an archive.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ LOGS_DIR = "logs"
 COSMOS_DIR = "cosmos_layout"
 CONTACT_SHEET = "contact_sheet.png"
 _INFO_KEYS = ("name", "source", "config", "cache_key")
+_SAMPLE_META = ("variant", "variant_label", "seed", "prompt", "prompt_source", "reused", "key")
+"""Infer manifest sample fields copied into the run manifest."""
 
 
 @dataclass
@@ -311,6 +317,8 @@ def _samples(infer: Manifest, infer_dir: Path) -> dict[str, dict[str, Any]]:
         outputs = _as_dict(sample.get("outputs") or {}, where, f"data.samples.{name}.outputs")
         entry: dict[str, Any] = {
             "clip_id": sample.get("clip_id"),
+            "meta": {k: sample.get(k) for k in _SAMPLE_META if k in sample},
+            "json": (inside(infer_dir, sample["json"], where), sample["json"]) if sample.get("json") else None,
             "spec": (inside(infer_dir, sample["spec"], where), sample["spec"]) if sample.get("spec") else None,
             "outputs": {view: (inside(infer_dir, rel, where), rel) for view, rel in sorted(outputs.items())},
         }
@@ -360,21 +368,96 @@ def _place_generated(
         if sample["spec"] is not None:
             src, rel = sample["spec"]
             if src not in spec_by_source:
-                spec_by_source[src] = build.place(src, build.free_name(SPEC_DIR, src.name), infer, rel)
+                placed = build.place(src, build.free_name(SPEC_DIR, src.name), infer, rel)
+                spec_by_source[src] = _loadable_spec(build, placed, src, infer_dir)
             spec_rel = spec_by_source[src]
 
         def gen(pair: tuple[Path, str], sample_name: str = name) -> str:
             src, rel = pair
             return build.place(src, f"{GENERATED_DIR}/{sample_name}/{src.name}", infer, rel)
 
+        dump = None
+        if sample["json"] is not None and infer_dir is not None:
+            dump = _place_dump(build, sample["json"][0], f"{GENERATED_DIR}/{name}", infer_dir)
         data[name] = {
             "clip_id": sample["clip_id"],
+            **sample["meta"],
             "spec": spec_rel,
+            "json": dump,
             "outputs": {view: gen(pair) for view, pair in sample["outputs"].items()},
             "grid": gen(sample["grid"]) if sample["grid"] else None,
             "combined": gen(sample["combined"]) if sample["combined"] else None,
         }
     return data, sorted(spec_by_source.values())
+
+
+def _spec_problem(path: Path) -> str | None:
+    """Why NVIDIA's loader would refuse the spec file at ``path`` as it lies, or None."""
+    from scene2world.errors import InferenceError
+    from scene2world.inference.spec import load_spec
+
+    try:
+        load_spec(path)
+    except InferenceError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+def _spec_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return [json.loads(text)]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _loadable_spec(build: _Build, rel: str, src: Path, infer_dir: Path | None) -> str:
+    """Make the placed spec ``rel`` point at the run folder's own files and load from where it lies.
+
+    Paths into the infer output are rewritten to the run folder's copies (the file is kept as linked when
+    that changes nothing); a spec naming files outside the infer output (a user's spec run as is) is kept.
+    """
+    from scene2world.errors import InferenceError
+    from scene2world.inference.spec import rebase_paths
+
+    dst = build.root / rel
+    if infer_dir is None:
+        return rel
+    records = _spec_records(src)
+    try:
+        moved = [
+            rebase_paths(d, old_dir=src.parent, old_root=infer_dir, new_root=build.root, new_dir=dst.parent)
+            for d in records
+        ]
+    except InferenceError:
+        return rel
+    if moved != records:
+        dst.unlink()
+        if src.suffix == ".json":
+            dst.write_text(json.dumps(moved[0], indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
+        else:
+            lines = "".join(json.dumps(d, separators=(",", ":"), ensure_ascii=False) + "\n" for d in moved)
+            dst.write_text(lines, encoding="utf-8")
+        build.records[rel] = record_files(build.root, [dst])[0]
+    if (problem := _spec_problem(dst)) is not None:
+        raise PackageError(f"{src}: the spec does not load from the run folder: {problem}")
+    return rel
+
+
+def _place_dump(build: _Build, src: Path, folder: str, infer_dir: Path) -> str:
+    """The sample dump ``<name>.json`` written into ``folder`` with its paths pointing at the run folder's files."""
+    from scene2world.inference.spec import rebase_paths, write_sidecar
+
+    rel = f"{folder}/{src.name}"
+    dst = build.root / rel
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(src.read_text(encoding="utf-8"))
+    write_sidecar(
+        rebase_paths(data, old_dir=src.parent, old_root=infer_dir, new_root=build.root, new_dir=dst.parent), dst
+    )
+    build.records[rel] = record_files(build.root, [dst])[0]
+    if (problem := _spec_problem(dst)) is not None:
+        raise PackageError(f"{src}: the sample dump does not load from the run folder: {problem}")
+    return rel
 
 
 def _place_logs(build: _Build, infer: Manifest | None, infer_dir: Path | None, extra: Sequence[Path]) -> list[str]:

@@ -11,7 +11,7 @@ For one camera and one frame, :func:`scene2world.renderer.frame.build_frame` ret
   ``clamp(1 - depth / 200, 0, 1)``.
 - ``faces`` (M, 3) int32: triangles indexing ``vertices_px``; winding is arbitrary (draw both sides).
 
-Rasteriser rules (NVIDIA's, see the rendering reference §3.5):
+Rasteriser rules (NVIDIA's, see docs/world_scenario.md, "How NVIDIA draws"):
 
 - map ``x_ndc = 2u/W - 1``, ``y_ndc = 1 - 2v/H`` (pixel centres at i + 0.5);
 - depth test GL_LESS on camera depth, depth buffer cleared to the far plane, black background;

@@ -1,4 +1,4 @@
-"""NVIDIA's f-theta camera model (rendering reference §3.4), batched numpy.
+"""NVIDIA's f-theta camera model (docs/ftheta.md), batched numpy.
 
 A camera is built from the scene's :class:`~scene2world.scene.model.FThetaIntrinsics` (native
 sensor size) and rescaled to the output size exactly as NVIDIA's loaders do:

@@ -1,4 +1,4 @@
-"""One camera frame of a scene -> NVIDIA's ordered draw batches (reference §3.5).
+"""One camera frame of a scene -> NVIDIA's ordered draw batches (docs/world_scenario.md, "How NVIDIA draws").
 
 :func:`prepare_static` builds the world-space static geometry of a clip once (resampling,
 patterns, triangulation, cuboids); :func:`build_frame` then only transforms, projects and
@@ -26,28 +26,36 @@ import numpy as np
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
 from scene2world.renderer.camera import FThetaCamera
+from scene2world.renderer.clipping import (
+    FIXED_NEAR_M,
+)
+from scene2world.renderer.lines import (
+    expand_lines,
+)
+from scene2world.renderer.meshes import (
+    line_mesh,
+    project_lines,
+    project_triangles,
+    triangle_mesh,
+)
 from scene2world.renderer.primitives import (
     BOX_EDGES,
     BOX_FACES,
-    FIXED_NEAR_M,
     LIGHT_LOOP,
     SIGN_FACES,
     apply_pattern,
     box_vertex_colors,
     cuboid_corners,
-    expand_lines,
     fan_triangles,
-    line_mesh,
     nvidia_box_visible,
     offset_segments,
     polygon_outline,
     polyline_segments,
-    project_lines,
-    project_triangles,
     resample_polyline,
-    transform_points,
-    triangle_mesh,
     triangulate_ring,
+)
+from scene2world.renderer.projection import (
+    transform_points,
 )
 from scene2world.renderer.style import (
     BOX_EDGE_COLOR,
@@ -126,7 +134,7 @@ def _pole_points(pole: Polyline, look: Look, clipgt: bool) -> np.ndarray | None:
     if len(p) == 1:
         if look == "fixed":
             return p + np.array([[0.0, 0.0, 0.0], [0.0, 0.0, SINGLE_POINT_POLE_HEIGHT_M]])
-        if clipgt:  # NVIDIA adds the 3 m along RDF z = FLU x (reference §2.3)
+        if clipgt:  # NVIDIA adds the 3 m along RDF z = FLU x (docs/world_scenario.md, "ClipGT tables")
             return p + np.array([[0.0, 0.0, 0.0], [SINGLE_POINT_POLE_HEIGHT_M, 0.0, 0.0]])
     return None
 
@@ -319,7 +327,7 @@ def build_frame(
         look: ``nvidia`` or ``fixed``.
         prepared_static: :func:`prepare_static` of this scene and look (built here when None).
         cull_caps: leave out the line caps that neighbouring quads cover (same picture, far fewer
-            triangles, see :func:`scene2world.renderer.primitives.line_cap_plan`); False draws
+            triangles, see :func:`scene2world.renderer.lines.line_plan`); False draws
             every cap as NVIDIA's shader does.
 
     Returns:

@@ -2,16 +2,16 @@
 
 Nothing else in scene2world imports ``OpenGL`` or ``pyrender`` directly: call
 :func:`load_pyrender` (it sets the environment *before* the first OpenGL import, applies the
-patches of ``reference/pyrender.md`` §1.5 and returns the module) and :func:`create_context`.
+patches of docs/install.md, "pyrender's quirks", and returns the module) and :func:`create_context`.
 
 - ``PYOPENGL_PLATFORM=egl`` and ``PYGLET_HEADLESS=1`` are set by default (pyglet 2 cannot be
   imported without X libraries otherwise; pyrender imports it for its viewer).
 - ``np.infty = np.inf`` (numpy 2 removed it; pyrender's ``Mesh.bounds`` uses it).
 - The OSMesa program-cache patch: pyrender keys its shader cache on the ctypes pointer of the
   current context, which on OSMesa is a new object per call, so every primitive recompiles its
-  program every frame and leaks it (pyrender.md §1.4). Harmless on EGL.
+  program every frame and leaks it (docs/install.md). Harmless on EGL.
 - MSAA on/off and colour-only readback: :class:`FastRenderer` replaces pyrender's hard-coded
-  4x framebuffer and its colour+depth readback (pyrender.md §1.3) per renderer instance, not by
+  4x framebuffer and its colour+depth readback (docs/install.md) per renderer instance, not by
   patching pyrender globally.
 - Device choice: ``"cpu"`` = Mesa llvmpipe (EGL's software device), ``"gpu"`` = an NVIDIA (or
   any hardware) EGL device, ``"auto"`` = a hardware device when one is enumerated, else
@@ -37,7 +37,7 @@ Device = Literal["auto", "cpu", "gpu"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
 
 APT_PACKAGES = "libegl1 libgl1 libgl1-mesa-dri"
-"""The Debian/Ubuntu packages EGL rendering needs on a CPU machine (pyrender.md §1.2)."""
+"""The Debian/Ubuntu packages EGL rendering needs on a CPU machine (docs/install.md, "System libraries")."""
 
 # glvnd vendor files: Mesa's (llvmpipe) and NVIDIA's, in their usual places (the NVIDIA
 # container runtime mounts the driver under /usr/local/nvidia).
@@ -96,7 +96,7 @@ def configure_environment(device: Device = "auto") -> None:
 
 
 def _patch_osmesa_program_cache() -> None:
-    """Make pyrender's shader-cache key stable on OSMesa (pyrender.md §1.4)."""
+    """Make pyrender's shader-cache key stable on OSMesa (docs/install.md, "pyrender's quirks")."""
     import OpenGL.contextdata as contextdata
 
     if getattr(contextdata.getContext, "_scene2world_patched", False):
@@ -116,10 +116,36 @@ def _patch_osmesa_program_cache() -> None:
     contextdata.getContext = get_context
 
 
+PIP_NAMES = {"pyrender": "pyrender2", "OpenGL": "PyOpenGL", "freetype": "freetype-py", "PIL": "pillow"}
+"""Import name -> the PyPI project that provides it, where they differ (docs/install.md: pyrender2)."""
+
+
+def missing_module_message(error: ModuleNotFoundError) -> str:
+    """One line for a Python module that is not installed: which one, and the pip command."""
+    module = (error.name or str(error)).split(".")[0]
+    project = PIP_NAMES.get(module, module)
+    return (
+        f"the Python module `{module}` is not installed in {sys.prefix}; install it with "
+        f"`{sys.executable} -m pip install {project}` (or reinstall scene2world, which declares it)"
+    )
+
+
+def missing_system_library_message(error: BaseException) -> str:
+    """One line for OpenGL system libraries that cannot be loaded: the apt-get command."""
+    platform = os.environ.get("PYOPENGL_PLATFORM") or "the default platform"
+    extra = " libosmesa6" if platform == "osmesa" else ""
+    return (
+        f"cannot load the OpenGL system libraries over {platform} ({type(error).__name__}: {error}); "
+        f"install them with `apt-get install --no-install-recommends {APT_PACKAGES}{extra}` "
+        "(scene2world renders over EGL: keep PYOPENGL_PLATFORM=egl or unset)"
+    )
+
+
 def load_pyrender(device: Device = "auto") -> Any:
     """Import pyrender with the environment and patches it needs; returns the module.
 
-    Raises RenderError naming the missing apt packages when libEGL/libGL cannot be loaded.
+    Raises RenderError naming the pip command when a Python module (pyrender, PyOpenGL, …) is
+    missing, and the apt-get command when the system's libEGL/libGL cannot be loaded.
     """
     global _pyrender
     if _pyrender is not None:
@@ -131,13 +157,10 @@ def load_pyrender(device: Device = "auto") -> Any:
         _patch_osmesa_program_cache()
         import pyrender
         import pyrender.renderer
+    except ModuleNotFoundError as e:
+        raise RenderError(missing_module_message(e)) from e
     except (ImportError, OSError, AttributeError) as e:
-        platform = os.environ.get("PYOPENGL_PLATFORM", "")
-        raise RenderError(
-            f"cannot load OpenGL over {platform or 'the default platform'} ({e}); install the system "
-            f"libraries with `apt-get install --no-install-recommends {APT_PACKAGES}` (add `libosmesa6` "
-            "for PYOPENGL_PLATFORM=osmesa) and keep PYOPENGL_PLATFORM=egl"
-        ) from e
+        raise RenderError(missing_system_library_message(e)) from e
     _pyrender = pyrender
     return pyrender
 

@@ -1,6 +1,6 @@
 """Rasterise pixel-space :class:`DrawBatch` lists with pyrender over EGL (NVIDIA's GL rules).
 
-The camera is pyrender's ``OrthographicCamera`` in pixel space (pyrender.md §3.1): with
+The camera is pyrender's ``OrthographicCamera`` in pixel space (docs/ftheta.md, "Drawing through a fisheye"): with
 ``xmag = W/2``, ``ymag = H/2`` and a view matrix that maps a vertex ``(u, v, depth)`` to
 ``(u − W/2, H/2 − v, −depth)``, the clip coordinates are exactly NVIDIA's
 ``x_ndc = 2u/W − 1``, ``y_ndc = 1 − 2v/H`` (pixel centres at i + 0.5), and

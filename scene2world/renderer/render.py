@@ -378,7 +378,9 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """In the main thread, turn SIGTERM into :class:`~scene2world.stopping.Stopped` for the duration
-    (cleanup runs), unless a caller (the CLI, Prefect's engine) already handles SIGTERM."""
+    (cleanup runs). A handler someone else installed is kept: the CLI's, or a Prefect flow run's, which
+    turns SIGTERM into its own exception (the cleanup below runs for it too) and ends the run ``Cancelled``.
+    """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,

@@ -1,4 +1,4 @@
-"""NVIDIA's v3 world-scenario look as one data table (rendering reference §3.5-§3.7).
+"""NVIDIA's v3 world-scenario look as one data table (docs/world_scenario.md: "Colours", "Lane-line patterns").
 
 Every colour, width and pattern of the look lives here; nothing else in the renderer holds a
 colour literal. Colours are 0..255 RGB tuples as NVIDIA's JSON files list them.

@@ -1,12 +1,14 @@
 """Category tables: object categories -> :class:`ObjectType`, and the lane-line type rule.
 
-- ClipGT obstacle categories use NVIDIA's loader table (rendering reference §2.3), matched
+- ClipGT obstacle categories use NVIDIA's loader table (docs/world_scenario.md, "ClipGT tables"), matched
   lower-cased and stripped; anything else is ``Other``.
 - RDS-HQ ``object_type`` strings (Cosmos-Drive-Dreams names such as ``Automobile``,
-  ``Heavy_truck``, ``Person``, ``Rider``; §3.9) are matched lower-cased against the same table,
+  ``Heavy_truck``, ``Person``, ``Rider``; docs/world_scenario.md, "RDS-HQ clips") are matched
+  lower-cased against the same table,
   extended with the RDS-HQ-only names; our own :class:`ObjectType` values (``Car``, ``Truck``…)
   map to themselves, so a scene written by our RDS-HQ writer reads back unchanged.
-- Lane-line type (§2.3): each vertex's colour and style are mapped to NVIDIA's enums (upper-cased;
+- Lane-line type (docs/world_scenario.md, "ClipGT tables"): each vertex's colour and style are
+  mapped to NVIDIA's enums (upper-cased;
   unknown strings -> ``UNKNOWN``); the polyline takes the most common (colour, style) pair, ties
   going to the pair seen first; the result is ``"<COLOR> <STYLE>"``, or ``"OTHER"`` when either part
   is ``UNKNOWN`` (NVIDIA draws every unknown type as the olive ``OTHER`` line; ``VIRTUAL`` is not

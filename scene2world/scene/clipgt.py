@@ -1,6 +1,6 @@
 """ClipGT loader: a folder of ``<clip_id>.<table>.parquet`` files -> :class:`Scene` (FLU world).
 
-What is read (rendering reference §2):
+What is read (docs/world_scenario.md, "ClipGT tables"):
 
 - Required: ``calibration_estimate`` (row 0's ``rig_json``, see :mod:`scene2world.scene.rig`) and
   ``egomotion_estimate``. ``obstacle`` is optional, as in NVIDIA's current loader (the doc calls
@@ -124,7 +124,10 @@ def clipgt_clip_id(folder: str | Path) -> str | None:
 
 
 def frame_timeline(t_first_us: int, t_last_us: int) -> NDArrayInt:
-    """NVIDIA's 30 fps frame timestamps (µs) between the first and last ego timestamps (§2.4)."""
+    """NVIDIA's 30 fps frame timestamps (µs) between the first and last ego timestamps.
+
+    The rule: docs/world_scenario.md, "Frame timeline".
+    """
     n = int((int(t_last_us) - int(t_first_us)) / 1e6 * FRAME_RATE_HZ) + 1
     k = np.arange(max(n, 1), dtype=np.int64)
     return int(t_first_us) + (k * 1_000_000) // FRAME_RATE_HZ

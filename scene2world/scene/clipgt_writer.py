@@ -2,7 +2,7 @@
 
 Choices:
 
-- Schemas follow the doc (rendering reference §2.3): ``key`` struct, a struct column named after
+- Schemas follow NVIDIA's doc (docs/world_scenario.md, "ClipGT tables"): ``key`` struct, a struct column named after
   the table, ``version`` uint64 (1). Coordinates are written as float64 by default so that
   :func:`scene2world.scene.clipgt.load_clipgt` reads back exactly the same numbers;
   ``float_type="float32"`` reproduces the Arrow types reported for NVIDIA's ``multiview_example1``
@@ -17,7 +17,7 @@ Choices:
   1-observation tracks, like NVIDIA's.
 - Polygon rings are written exactly as stored: a ring that repeats its first vertex stays closed,
   an open one stays open (:attr:`Polygon.closed`). Scenes we build (the demo) store closed rings,
-  so NVIDIA's 0.8 m resampling densifies the closing edge (reference §8).
+  so NVIDIA's 0.8 m resampling densifies the closing edge (docs/world_scenario.md, "How NVIDIA draws").
 - Lane lines: the type is written as per-vertex ``colors``/``styles`` lists (``OTHER`` as
   ``UNKNOWN``), which the lane-type rule reads back unchanged.
 - Lanes: one row per rail polyline, in ``right_rail`` when its category is ``right_rail``, else in

@@ -1,11 +1,12 @@
 """NVIDIA's default camera rig, as data: f-theta intrinsics and nominal extrinsics of 7 cameras.
 
 - :data:`DEFAULT_FTHETA_INTRINSICS`: the 7 vectors of NVIDIA's ``default_ftheta_intrinsic.tar``
-  (rendering reference §3.8), verbatim: ``[cx, cy, w, h, p0..p5, is_bw_poly]`` for a 1920x1080
+  (docs/world_scenario.md, "Default intrinsics and the 7-camera rig"), verbatim:
+  ``[cx, cy, w, h, p0..p5, is_bw_poly]`` for a 1920x1080
   rig; the 120° cameras hold backward polynomials, the 70°/30° cameras forward ones. The RDS-HQ
   loader uses them when a clip has no ``ftheta_intrinsic`` tar.
 - :data:`NVIDIA_RIG_TABLE`: the nominal camera->rig poses of the ``multiview_example1`` rig
-  (reference §5; third-party dump, *unverified*): translation (x, y, z) m in the FLU rig and
+  (a third-party dump, *unverified*; docs/world_scenario.md): translation (x, y, z) m in the FLU rig and
   roll-pitch-yaw in degrees, the form of a DriveWorks ``nominalSensor2Rig_FLU``. Used for RDS-HQ
   clips without ``pose`` tars and for the bundled example.
 """
@@ -93,7 +94,7 @@ NVIDIA_RIG_TABLE: tuple[RigEntry, ...] = (
 
 
 def default_intrinsics(name: str) -> FThetaIntrinsics:
-    """The §3.8 default f-theta intrinsics of camera ``name`` (underscore form); c, d, e = 1, 0, 0.
+    """NVIDIA's default f-theta intrinsics of camera ``name`` (underscore form); c, d, e = 1, 0, 0.
 
     Raises:
         KeyError: never for the 7 NVIDIA names; callers check membership first.
@@ -110,7 +111,7 @@ def default_intrinsics(name: str) -> FThetaIntrinsics:
 
 
 def nvidia_rig() -> dict[str, CameraSpec]:
-    """NVIDIA's 7-camera rig: §3.8 default intrinsics and the §5 nominal extrinsics, by underscore name."""
+    """NVIDIA's 7-camera rig: the default intrinsics and the nominal extrinsics, by underscore name."""
     return {
         e.name: CameraSpec(
             name=e.name,

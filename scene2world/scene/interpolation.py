@@ -1,6 +1,6 @@
 """Pose interpolation: ego resampling and per-track object poses at a timestamp.
 
-The rules are NVIDIA's (rendering reference §3.2):
+The rules are NVIDIA's (docs/world_scenario.md, "Interpolation"):
 
 - Ego (ClipGT): positions linear per axis over µs, extrapolated linearly from the first/last two
   keyframes; orientations SLERP inside the keyframe range and constant angular velocity outside

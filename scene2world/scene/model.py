@@ -154,7 +154,8 @@ class LaneLine(Polyline):
 class Polygon:
     """A filled map polygon (crosswalk, road marking). ``points_world``: (N, 3) ring vertices
     as stored; ``closed`` is True when the stored ring repeats its first vertex at the end
-    (NVIDIA's resampling treats the two cases differently: see the rendering reference §8)."""
+    (NVIDIA's resampling treats the two cases differently: see docs/world_scenario.md,
+    "How NVIDIA draws", polygons and rings)."""
 
     points_world: NDArrayFloat
     category: str = ""

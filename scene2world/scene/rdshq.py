@@ -1,6 +1,6 @@
-"""RDS-HQ reader (and a small writer): per-attribute folders of one-sample tars -> :class:`Scene`.
+"""RDS-HQ reader: per-attribute folders of one-sample tars -> :class:`Scene`.
 
-Format (rendering reference §3.9): ``<root>/<attribute>/<clip_id>.tar``, each tar one webdataset
+Format (docs/world_scenario.md, "RDS-HQ clips"): ``<root>/<attribute>/<clip_id>.tar``, each tar one webdataset
 sample whose members are ``<clip_id>.<key>``. Read here with :mod:`tarfile`, numpy and json
 (no webdataset). The world is FLU (the label stores' ``coordinate_frame`` is ``rig``: the
 first-frame rig), so nothing is converted.
@@ -15,7 +15,7 @@ first-frame rig), so nothing is converted.
   extrinsics (:data:`scene2world.scene.defaults.NVIDIA_RIG_TABLE`) instead of NVIDIA's silent
   identity extrinsics; cameras missing from that table are skipped (warning).
 - Intrinsics: ``ftheta_intrinsic.<camera>.npy`` = ``[cx, cy, w, h, poly×6, is_bw_poly, (c, d, e)]``;
-  without that tar (or for a camera it lacks) NVIDIA's default intrinsics (§3.8), with a warning.
+  without that tar (or for a camera it lacks) NVIDIA's default intrinsics (docs/world_scenario.md), with a warning.
 - Objects: ``NNNNNN.all_object_info.json`` (labelled every 3rd frame): one track per tracking id,
   timestamps of the labelled frames, extrapolation 0. Static objects (``object_is_moving`` false
   in every observation) get NVIDIA's mean pose (keep observations whose heading · mean heading >
@@ -34,8 +34,9 @@ first-frame rig), so nothing is converted.
   state per frame (padded with ``unknown``); ``off`` is kept (NVIDIA's v2 colour table has no
   ``off``; drawing it is the renderer's decision); unknown strings become ``unknown``.
 
-:func:`write_rdshq` writes the same layout (used by tests and to convert scenes). RDS-HQ has no
-label store for intersection areas and road islands: they are neither read nor written.
+:func:`scene2world.scene.rdshq_writer.write_rdshq` writes the same layout (used by tests and to
+convert scenes). RDS-HQ has no label store for intersection areas and road islands: they are
+neither read nor written.
 """
 
 from __future__ import annotations
@@ -45,16 +46,16 @@ import json
 import logging
 import re
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scene2world.errors import SceneError
-from scene2world.scene.categories import lane_line_type, rdshq_type_from_category, split_lane_type
+from scene2world.scene.categories import lane_line_type, rdshq_type_from_category
 from scene2world.scene.defaults import DEFAULT_FTHETA_INTRINSICS, NVIDIA_RIG_TABLE, default_intrinsics
-from scene2world.scene.interpolation import matrix_to_quat_xyzw, track_poses
+from scene2world.scene.interpolation import matrix_to_quat_xyzw
 from scene2world.scene.model import (
     DEFAULT_CAMERA_NAMES,
     FRAME_RATE_HZ,
@@ -86,7 +87,6 @@ __all__ = [
     "load_rdshq",
     "rdshq_clip_id",
     "read_tar",
-    "write_rdshq",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ MAP_STORES: dict[str, str] = {
 }
 """MapElements field -> RDS-HQ label-store folder."""
 
-_CATEGORY_ATTRIBUTE = {
+CATEGORY_ATTRIBUTES: dict[str, str] = {
     "road_boundaries": "boundary_type",
     "wait_lines": "type",
     "poles": "pole_type",
@@ -122,7 +122,8 @@ _CATEGORY_ATTRIBUTE = {
     "road_markings": "road_marking_class",
     "traffic_signs": "sign_class",
 }
-_STORE_KEY = {
+"""MapElements field -> the label-store attribute holding its category."""
+STORE_KEYS: dict[str, str] = {
     "lane_lines": "lanelines.json",
     "lanes": "lanes.json",
     "road_boundaries": "road_boundaries.json",
@@ -133,6 +134,7 @@ _STORE_KEY = {
     "traffic_signs": "traffic_signs.json",
     "traffic_lights": "traffic_lights.json",
 }
+"""MapElements field -> the member key of its label store inside the clip's tar."""
 _FRAME_KEY = re.compile(r"^(\d+)\.(vehicle_pose|pose|all_object_info)(?:\.(.+))?\.(npy|json)$")
 _STATES = {s.value for s in TrafficLightState}
 
@@ -440,7 +442,7 @@ def _labels(root: Path, clip_id: str, field: str) -> tuple[Path, list[tuple[dict
     keys = [k for k in members if k.endswith(".json")]
     if not keys:
         raise SceneError(f"{path}: no .json label store member")
-    key = _STORE_KEY[field] if _STORE_KEY[field] in members else sorted(keys)[0]
+    key = STORE_KEYS[field] if STORE_KEYS[field] in members else sorted(keys)[0]
     store = _json(members[key], path, key)
     labels = store.get("labels") if isinstance(store, dict) else None
     if not isinstance(labels, list):
@@ -511,7 +513,7 @@ def _map(root: Path, clip_id: str, num_frames: int) -> MapElements:
         _, labels = _labels(root, clip_id, field)
         items: list[Any] = []
         for shape, attrs, where in labels:
-            category = str(attrs.get(_CATEGORY_ATTRIBUTE.get(field, ""), "") or "")
+            category = str(attrs.get(CATEGORY_ATTRIBUTES.get(field, ""), "") or "")
             if field == "lane_lines":
                 pts = _shape_points(shape, "polyline3d", where)
                 colors, styles = attrs.get("colors") or [], attrs.get("styles") or []
@@ -575,226 +577,3 @@ def load_rdshq(root: str | Path, clip_id: str | None = None, cameras: Sequence[s
         world_SE3_cam_direct={n: d for n, d in direct.items() if n in selected},
         metadata={"source_path": str(root), "frame_numbers": [int(numbers[0]), int(numbers[-1])]},
     )
-
-
-# ----------------------------------------------------------------------------------------- writing
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _write_tar(root: Path, folder: str, clip_id: str, members: Iterable[tuple[str, bytes]]) -> Path:
-    path = root / folder / f"{clip_id}.tar"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for key, data in members:
-            _add(tar, f"{clip_id}.{key}", data)
-    tmp.replace(path)
-    return path
-
-
-def _label(shape: dict[str, Any], attributes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "labelFamily": "SHAPE3D",
-        "labelData": {
-            "shape3d": {
-                "attributes": [{"name": "coordinate_frame", "text": "rig"}, *attributes],
-                "unit": "METRIC",
-                **shape,
-            }
-        },
-    }
-
-
-def _verts(points: NDArrayFloat, as_dicts: bool) -> list[Any]:
-    pts = np.asarray(points, dtype=np.float64)
-    if as_dicts:
-        return [{"x": float(p[0]), "y": float(p[1]), "z": float(p[2])} for p in pts]
-    return pts.tolist()
-
-
-def _corners(world_SE3_obj: NDArrayFloat, lwh: NDArrayFloat) -> NDArrayFloat:
-    """(8, 3) cuboid corners in NVIDIA's order (§3.5)."""
-    signs = np.array(
-        [[1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1], [1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1]]
-    )
-    local = signs * np.asarray(lwh) / 2
-    return local @ world_SE3_obj[:3, :3].T + world_SE3_obj[:3, 3]
-
-
-def write_rdshq(
-    scene: Scene,
-    root: str | Path,
-    *,
-    write_pose: bool = True,
-    write_vehicle_pose: bool = True,
-    write_intrinsics: bool = True,
-    object_stride: int = 3,
-    vertices_as_dicts: bool = False,
-) -> list[Path]:
-    """Write ``scene`` as an RDS-HQ clip under ``root`` (one tar per attribute folder).
-
-    Frames are numbered 0…F−1; objects are sampled at every ``object_stride``-th frame where
-    their track is defined (NVIDIA labels every 3rd frame); camera poses are
-    ``scene.world_SE3_cam``. Traffic lights without ``feature_id`` get ``light_<i>``.
-
-    Args:
-        scene: the scene to write.
-        root: output clip folder.
-        write_pose: write ``pose/`` (camera->world per frame); False makes a clip without extrinsics.
-        write_vehicle_pose: write ``vehicle_pose/``; False makes a direct-mode clip.
-        write_intrinsics: write ``ftheta_intrinsic/``; False makes the loader use the defaults.
-        object_stride: frame step of ``all_object_info``.
-        vertices_as_dicts: write label-store vertices as ``{"x", "y", "z"}`` objects.
-
-    Returns:
-        The tar files written.
-    """
-    if object_stride < 1:
-        raise SceneError(f"`object_stride` must be ≥ 1, got {object_stride}")
-    root = Path(root)
-    clip = scene.clip_id
-    written = []
-    frames = range(scene.num_frames)
-    if write_vehicle_pose:
-        written.append(
-            _write_tar(
-                root,
-                "vehicle_pose",
-                clip,
-                ((f"{k:06d}.vehicle_pose.npy", _npy_bytes(scene.world_SE3_rig[k])) for k in frames),
-            )
-        )
-    if write_pose:
-        cam_poses = {name: scene.world_SE3_cam(name) for name in scene.camera_names}
-        written.append(
-            _write_tar(
-                root,
-                "pose",
-                clip,
-                (
-                    (f"{k:06d}.pose.{name}.npy", _npy_bytes(cam_poses[name][k]))
-                    for k in frames
-                    for name in scene.camera_names
-                ),
-            )
-        )
-    if write_intrinsics:
-        members = []
-        for name in scene.camera_names:
-            i = scene.cameras[name].intrinsics
-            vec = np.concatenate(
-                [[i.cx_px, i.cy_px, i.width_px, i.height_px], i.poly_coeffs, [float(i.is_bw_poly)], i.linear_cde]
-            )
-            members.append((f"ftheta_intrinsic.{name}.npy", _npy_bytes(vec.astype(np.float64))))
-        written.append(_write_tar(root, "ftheta_intrinsic", clip, members))
-
-    # all_object_info every object_stride-th frame
-    sample = np.arange(0, scene.num_frames, object_stride)
-    per_frame: dict[int, dict[str, Any]] = {int(k): {} for k in sample}
-    for track in scene.tracks:
-        valid, poses, lwh = track_poses(track, scene.frame_timestamps_us[sample])
-        for j in np.flatnonzero(valid):
-            per_frame[int(sample[j])][track.track_id] = {
-                "object_to_world": poses[j].tolist(),
-                "object_lwh": lwh[j].tolist(),
-                "object_is_moving": bool(track.is_moving),
-                "object_type": track.object_type.value,
-            }
-    written.append(
-        _write_tar(
-            root,
-            "all_object_info",
-            clip,
-            ((f"{k:06d}.all_object_info.json", json.dumps(v).encode()) for k, v in sorted(per_frame.items())),
-        )
-    )
-
-    m = scene.map
-    d = vertices_as_dicts
-    stores: dict[str, list[dict[str, Any]]] = {}
-    stores["lane_lines"] = []
-    for line in m.lane_lines:
-        color, style = split_lane_type(line.lane_type)
-        n = len(line.points_world)
-        stores["lane_lines"].append(
-            _label(
-                {"polyline3d": {"vertices": _verts(line.points_world, d)}},
-                [
-                    {"name": "label_name", "enum": "lane_line"},
-                    {"name": "colors", "enumsList": {"enumsList": [color] * n}},
-                    {"name": "styles", "enumsList": {"enumsList": [style] * n}},
-                ],
-            )
-        )
-    stores["lanes"] = [
-        _label(
-            {
-                "polylines3d": {
-                    "polylines": [{"vertices": []}, {"vertices": _verts(r.points_world, d)}]
-                    if r.category == "right_rail"
-                    else [{"vertices": _verts(r.points_world, d)}, {"vertices": []}]
-                }
-            },
-            [{"name": "label_name", "enum": "lane"}],
-        )
-        for r in m.lanes
-    ]
-    for field in ("road_boundaries", "wait_lines", "poles"):
-        stores[field] = [
-            _label(
-                {"polyline3d": {"vertices": _verts(p.points_world, d)}},
-                [{"name": _CATEGORY_ATTRIBUTE[field], "text": p.category}],
-            )
-            for p in getattr(m, field)
-        ]
-    for field in ("crosswalks", "road_markings"):
-        stores[field] = [
-            _label(
-                {"surface": {"vertices": _verts(p.points_world, d)}},
-                [{"name": _CATEGORY_ATTRIBUTE[field], "text": p.category}],
-            )
-            for p in getattr(m, field)
-        ]
-    stores["traffic_signs"] = [
-        _label(
-            {"cuboid3d": {"vertices": _verts(_corners(c.world_SE3_obj, c.lwh_m), d)}},
-            [{"name": "sign_class", "text": c.category}],
-        )
-        for c in m.traffic_signs
-    ]
-    light_ids = [light.feature_id or f"light_{i}" for i, light in enumerate(m.traffic_lights)]
-    stores["traffic_lights"] = [
-        _label(
-            {"cuboid3d": {"vertices": _verts(_corners(c.world_SE3_obj, c.lwh_m), d)}},
-            [{"name": "feature_id", "text": fid}],
-        )
-        for c, fid in zip(m.traffic_lights, light_ids)
-    ]
-    for field, labels in stores.items():
-        if not labels:
-            labels = [{"labelFamily": "EMPTY", "labelData": {"emptyLabel": True}}]
-        written.append(
-            _write_tar(root, MAP_STORES[field], clip, [(_STORE_KEY[field], json.dumps({"labels": labels}).encode())])
-        )
-    with_states = [
-        {"feature_id": fid, "state": list(light.states)}
-        for light, fid in zip(m.traffic_lights, light_ids)
-        if light.states
-    ]
-    if with_states:
-        content = json.dumps({"traffic_light_states": with_states}).encode()
-        written.append(_write_tar(root, "3d_traffic_lights_status", clip, [("aggregated_states.json", content)]))
-    return written

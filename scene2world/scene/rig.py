@@ -1,6 +1,6 @@
 """DriveWorks rig JSON <-> :class:`CameraSpec` (ClipGT ``calibration_estimate.rig_json``).
 
-Reading follows NVIDIA's ClipGT loader (rendering reference §2.3):
+Reading follows NVIDIA's ClipGT loader (docs/world_scenario.md, "ClipGT tables"):
 
 - The rig must be wrapped as ``{"rig": {"sensors": [...]}}``. A sensor is a camera when its
   name starts with ``camera``; it needs ``properties`` and ``nominalSensor2Rig_FLU``.
@@ -16,7 +16,8 @@ Reading follows NVIDIA's ClipGT loader (rendering reference §2.3):
   frame to the rig; the camera's OpenCV axes (x right, y down, z forward) are then
   x_flu = z_cv, y_flu = −x_cv, z_flu = −y_cv. ``correction_*`` fields are ignored, as NVIDIA's
   code does (verified there), whatever the doc says.
-- Names: ``:`` -> ``_``. Deliberately *not* copying NVIDIA's lookup bug (§1.4/§4.4): a rig naming
+- Names: ``:`` -> ``_``. Deliberately *not* copying NVIDIA's lookup bug (docs/world_scenario.md,
+  "Camera names"): a rig naming
   its front tele ``camera:front:tele:sat:30fov`` yields ``camera_front_tele_30fov`` here.
 
 Added validation: the polynomial in use must be strictly increasing over the image

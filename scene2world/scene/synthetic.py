@@ -1,26 +1,29 @@
-"""The synthetic scenes S1 and S2 of the rendering reference (§6.3), as :class:`Scene` values.
+"""The synthetic scenes S1 and S2 as :class:`Scene` values.
 
-NVIDIA's own renderer drew these scenes for the reference PNGs in ``reference/renders/``; our
+Their definition: docs/world_scenario.md, "Reference renders and the synthetic scenes".
+
+NVIDIA's own renderer drew these scenes for the reference PNGs in ``tests/data/reference_renders/``; our
 renderer is compared against them (tests/renderer/test_parity.py), and the loaders round-trip
 them. Everything is in the FLU world; the ego stays at the origin.
 
-Choices where §6.3 is terse (documented, not tuned on the images):
+Choices where the scene definition is terse (documented, not tuned on the images):
 
 - Lane lines, road boundaries: straight along x, ``x = linspace(2, 100, 11)`` (S2 lane lines
-  ``linspace(−30, 100, 14)``), z = 0 (road boundaries z = 0.15), in the order §6.3 lists them
+  ``linspace(−30, 100, 14)``), z = 0 (road boundaries z = 0.15), in the order the definition lists them
   (+ side first for pairs).
 - Crosswalk and road marking: rectangles stored as *closed* rings (first vertex repeated, so
-  every edge is densified, reference §8), clockwise seen from above, starting at the near right
+  every edge is densified; docs/world_scenario.md, "How NVIDIA draws"), clockwise seen from
+  above, starting at the near right
   corner: (x_min, −w), (x_min, +w), (x_max, +w), (x_max, −w). S2's "±0.02 m z-jitter on two
   polygon vertices": ring vertex 1 (x_min, +w) at z = +0.02 and vertex 3 (x_max, −w) at
-  z = −0.02, in each polygon. §6.3 does not state the ring order, the jittered vertices or their
+  z = −0.02, in each polygon. The definition does not state the ring order, the jittered vertices or their
   signs; these are the ones the reference renders agree with (the FLU render fixes the jittered
   corners and signs, the ClipGT render, whose triangulation depends on the point order, the ring
   direction). One jittered vertex per polygon cannot be meant: NVIDIA's ClipGT path would then
   fill only half of the road marking, and none would crash it.
 - Wait line from (38, +14) to (38, −14); poles from z = 0 up to 7; signs and lights unrotated,
   ``dims`` = (length, width, height).
-- Boxes: tracks ``"0"``..``"5"`` in §6.3's order, two equal keyframes (t = 0 and 33 333 µs),
+- Boxes: tracks ``"0"``..``"5"`` in the definition's order, two equal keyframes (t = 0 and 33 333 µs),
   no extrapolation (absent at later frames, as in the 7-camera reference at frame 59).
 - The +3 m traffic light is red at frame 0 and green at frame 1; the other has no state.
 """
@@ -168,7 +171,7 @@ def _scene(
         cameras=cameras,
         map=map_elements,
         tracks=tuple(tracks),
-        metadata={"description": f"rendering reference §6.3 scene {clip_id}"},
+        metadata={"description": f"synthetic reference scene {clip_id} (docs/world_scenario.md)"},
     )
 
 
@@ -187,7 +190,9 @@ def build_s2() -> Scene:
 
 
 def build_s1_7cam(num_frames: int = 60) -> Scene:
-    """S1 on NVIDIA's 7-camera rig (§3.8 default intrinsics, §5 extrinsics), ``num_frames`` ≥ 2 frames.
+    """S1 on NVIDIA's 7-camera rig, ``num_frames`` ≥ 2 frames.
+
+    Default intrinsics and nominal extrinsics: docs/world_scenario.md.
 
     Light states exist for frames 0 and 1 only (later frames: unknown, grey); the boxes are absent
     after frame 1 (their two keyframes are not extrapolated).

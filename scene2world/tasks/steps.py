@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from scene2world import cache
 from scene2world.config import DownloadConfig, InferConfig, PackageConfig, RenderConfig
@@ -19,6 +20,7 @@ from scene2world.inference import step as infer_step
 from scene2world.manifest import read_manifest
 from scene2world.packaging import step as package_step
 from scene2world.renderer import step as render_step
+from scene2world.tasks import progress
 from scene2world.tasks.caching import StepKey
 
 CACHE_EXPIRATION = timedelta(days=30)
@@ -42,10 +44,9 @@ def render_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 
 
 def infer_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of the infer step from its settings and the render manifest's digest."""
+    """Key of the infer step: its settings and the keys of its samples (prompts, seeds, control videos)."""
     cfg = InferConfig.model_validate(inputs["cfg"])
-    upstream = read_manifest(Path(inputs["render"]["manifest"]))
-    key = infer_step.infer_key(cfg, upstream.digest())
+    key = infer_step.infer_key(cfg, Path(inputs["render"]["manifest"]))
     return key, cache.store_dir(Path(inputs["data_root"]), infer_step.STEP, key)
 
 
@@ -73,23 +74,77 @@ def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path
     return _report(result)
 
 
+def camera_task_key(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """Key of one (clip, camera) render: the per-camera key its plan carries, and its cache folder."""
+    key = inputs["plan"]["cameras"][inputs["camera"]]
+    return key, render_step.camera_dir(Path(inputs["data_root"]), key)
+
+
+@task(name="render-plan", tags=["scene2world", "render"], cache_policy=NO_CACHE, persist_result=False)
+def render_plan_task(cfg: RenderConfig, clip: dict[str, str], origin: str | None) -> dict[str, Any]:
+    """Load one clip and plan its cameras (their per-camera keys) and frames."""
+    from scene2world.scene.discover import ClipRef
+
+    ref = ClipRef(clip["clip_id"], clip["format"], Path(clip["path"]))  # type: ignore[arg-type]
+    return render_step.plan_clip(cfg, ref, origin).to_dict()
+
+
+@task(
+    name="render-camera",
+    cache_policy=StepKey(key_of=camera_task_key),
+    tags=["scene2world", "render"],
+    persist_result=True,
+    result_serializer="json",
+    cache_expiration=CACHE_EXPIRATION,
+)
+def render_camera_task(cfg: RenderConfig, plan: dict[str, Any], camera: str, data_root: Path) -> dict[str, Any]:
+    """Render one camera of one clip into the per-camera cache (in this machine's render pool when
+    there is one, else in this process: a Dask worker)."""
+    from scene2world.renderer.pool import current_pool
+
+    clip = render_step.ClipPlan.from_dict(plan)
+    pool = current_pool()
+    tracker = progress.current_render()
+    report = None if tracker is None else (lambda done, _total: tracker.camera(clip.clip_id, camera, done))
+    outcome = render_step.render_camera(
+        cfg,
+        clip,
+        camera,
+        data_root=data_root,
+        renderer=render_step.render_here if pool is None else pool.render,
+        progress=report,
+    )
+    return outcome.to_dict()
+
+
 @task(
     name="render",
+    task_run_name="render-assemble",
     cache_policy=StepKey(key_of=render_key),
     tags=["scene2world", "render"],
     persist_result=True,
     result_serializer="json",
     cache_expiration=CACHE_EXPIRATION,
 )
-def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -> dict[str, Any]:
-    """Render the control videos of every clip and camera."""
+def render_task(
+    cfg: RenderConfig, download: dict[str, Any], data_root: Path, cameras: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The render step's output: the per-camera renders of ``cameras`` (what the mapped render
+    returned) linked into one folder with its manifest; without them, every clip rendered here."""
     source = render_step.resolve_input(Path(download["manifest"]))
-    result = render_step.run_render(cfg, source, data_root=data_root)
+    if cameras is None:
+        result = render_step.run_render(cfg, source, data_root=data_root)
+    else:
+        plans = [render_step.ClipPlan.from_dict(p) for p in cameras["plans"]]
+        result = render_step.assemble(
+            cfg, source, plans, cameras["rendered"], data_root=data_root, seconds=cameras["seconds"]
+        )
     return _report(result)
 
 
 @task(
     name="infer",
+    task_run_name="infer-{cfg.engine}",
     cache_policy=StepKey(key_of=infer_key),
     tags=["scene2world", "infer", "gpu"],
     persist_result=True,
@@ -99,14 +154,19 @@ def render_task(cfg: RenderConfig, download: dict[str, Any], data_root: Path) ->
 def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Run the Cosmos engine (or the preview engine) under torchrun on every clip."""
     logger = get_run_logger()
-    result = infer_step.run_infer(
-        cfg, Path(render["manifest"]), data_root=data_root, log_line=lambda line: logger.info("%s", line)
-    )
+    with progress.InferProgressArtifact() as tracker:
+
+        def log_line(line: str) -> None:
+            logger.info("%s", line)
+            tracker.line(line)
+
+        result = infer_step.run_infer(cfg, Path(render["manifest"]), data_root=data_root, log_line=log_line)
     return _report(result)
 
 
 @task(
     name="package",
+    task_run_name="package-{name}",
     cache_policy=StepKey(key_of=package_key),
     tags=["scene2world", "package"],
     persist_result=True,

@@ -24,9 +24,17 @@ ENVIRON = {
 }
 
 
-def test_passthrough_keeps_system_and_gpu_families_only():
-    env = passthrough_env(ENVIRON)
-    assert set(env) == {"PATH", "HOME", "CUDA_VISIBLE_DEVICES", "NCCL_DEBUG", "HF_HOME", "LC_ALL"}
+def test_passthrough_keeps_the_users_environment_minus_the_deny_list():
+    env = passthrough_env({**ENVIRON, "TORCHELASTIC_RUN_ID": "x", "PYTHONHOME": "/elsewhere"})
+    assert set(env) == {
+        "PATH",
+        "HOME",
+        "CUDA_VISIBLE_DEVICES",
+        "NCCL_DEBUG",
+        "HF_HOME",
+        "LC_ALL",
+        "AWS_SECRET_ACCESS_KEY",
+    }
 
 
 def test_preview_command(tmp_path):
@@ -40,7 +48,7 @@ def test_preview_command(tmp_path):
     assert cmd.cwd == tmp_path
     assert cmd.env["OMP_NUM_THREADS"] == "1" and cmd.env["PYTHONUNBUFFERED"] == "1"
     assert cmd.env["PYTHONPATH"] == str(Path(__file__).resolve().parents[2])
-    assert "AWS_SECRET_ACCESS_KEY" not in cmd.env and "RANK" not in cmd.env and "MASTER_PORT" not in cmd.env
+    assert "RANK" not in cmd.env and "MASTER_PORT" not in cmd.env
     assert cmd.env["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
@@ -48,9 +56,11 @@ def test_cosmos_command(tmp_path):
     repo = tmp_path / "cosmos-transfer2.5"
     (repo / "examples").mkdir(parents=True)
     (repo / "examples" / "multiview.py").write_text("")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").write_text("")
     cosmos = CosmosEngineConfig(
         repo_dir=repo,
-        python="/opt/cosmos/.venv/bin/python",
+        python=None,
         checkpoint_path="/ckpt/model.pt",
         experiment="transfer2_auto_multiview_post_train_example",
         disable_guardrails=True,
@@ -59,7 +69,7 @@ def test_cosmos_command(tmp_path):
     cfg = InferConfig(engine="cosmos", nproc_per_node=8, cosmos=cosmos)
     cmd = engine_command(cfg, tmp_path / "spec.json", tmp_path / "out", environ=ENVIRON)
     argv = list(cmd.argv)
-    assert argv[0] == "/opt/cosmos/.venv/bin/python" and "--nproc-per-node=8" in argv
+    assert argv[0] == str(repo / ".venv" / "bin" / "python") and "--nproc-per-node=8" in argv
     i = argv.index("examples.multiview")
     assert argv[i - 1 :] == [
         "-m",
@@ -69,12 +79,14 @@ def test_cosmos_command(tmp_path):
         "-o",
         str(tmp_path / "out"),
         "--context-parallel-size=8",
+        "--no-keep-going",
         "--checkpoint-path=/ckpt/model.pt",
         "--experiment=transfer2_auto_multiview_post_train_example",
         "--disable-guardrails",
         "--offload-guardrail-models",
     ]
     assert cmd.cwd == repo and "PYTHONPATH" not in cmd.env and cmd.env["NCCL_DEBUG"] == "INFO"
+    assert cmd.env["PATH"].split(":")[0] == str(repo / ".venv" / "bin")
     plain = engine_command(
         InferConfig(engine="cosmos", cosmos=CosmosEngineConfig(repo_dir=repo)), Path("s.json"), Path("o")
     )

@@ -99,6 +99,8 @@ def fake_cosmos(tmp_path, controls):
     (repo / "examples").mkdir(parents=True)
     (repo / "examples" / "__init__.py").write_text("")
     (repo / "examples" / "multiview.py").write_text(FAKE_COSMOS)
+    (repo / "cosmos_transfer2").mkdir()
+    (repo / "cosmos_transfer2" / "__init__.py").write_text("")
     cfg = InferConfig(
         engine="cosmos",
         nproc_per_node=1,
@@ -131,6 +133,7 @@ def test_cosmos_engine_missing_outputs_are_an_error(fake_cosmos):
     stage = Path(str(info.value).rsplit("left in ", 1)[1].rstrip(")"))
     argv = json.loads((stage / "argv.json").read_text())
     assert argv[argv.index("-i") + 1] == str(spec) and "--context-parallel-size=1" in argv
+    assert "--no-keep-going" in argv
     assert "--disable-guardrails" in argv
     assert [p.name for p in out.iterdir()] == ["previous.txt"]
 

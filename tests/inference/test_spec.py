@@ -83,8 +83,9 @@ def test_nvidia_example_loads_with_defaults_and_relative_paths(spec_dir, tmp_pat
 def test_sidecar_is_nvidia_compact_dump(spec_dir):
     (s,) = load_spec(write(spec_dir / "s.json", sample()))
     text = s.sidecar_json()
-    assert "\n" not in text and ", " not in text.replace(", ", "")  # one compact line
     data = json.loads(text)
+    # one compact line: exactly json.dumps's compact form (no space after `,` or `:`), keys in order
+    assert text == json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     assert list(data) == NVIDIA_SIDECAR_ORDER
     assert data["rear_left"] == {"input_path": None, "control_path": None, "num_conditional_frames_per_view": 0}
     assert data["prompt"] == "a night drive" and os.path.isabs(data["prompt_path"])

@@ -9,4 +9,5 @@ from upstream_data import Upstream, make_infer, make_render
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Upstream:
     base = tmp_path_factory.mktemp("upstream")
-    return Upstream(make_render(base / "render"), make_infer(base / "infer"))
+    render = make_render(base / "render")
+    return Upstream(render, make_infer(base / "infer", render))

@@ -221,3 +221,37 @@ def test_png_controls(tmp_path):
         package_run(render, None, tmp_path / "run2", PackageConfig(archive="none", cosmos_layout=True), {})
     assert not (tmp_path / "run2").exists()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_spec_and_sample_dumps_load_from_the_run_folder(full_run, upstream):
+    from scene2world.inference.spec import load_spec
+
+    run_dir, manifest = full_run
+    (spec,) = load_spec(run_dir / "spec" / "spec.jsonl")[:1]
+    assert spec.front_wide.control_path == run_dir / "controls" / CLIP_A / f"{CLIP_A}.camera_front_wide_120fov.mp4"
+    for name in ("s_a", "s_b"):
+        entry = manifest.data["samples"][name]
+        assert entry["json"] == f"generated/{name}/{name}.json" and entry["seed"] == 0 and entry["reused"] is False
+        dump = json.loads((run_dir / entry["json"]).read_text())
+        assert dump["rear"]["control_path"].startswith("../../controls/")  # rewritten for its new folder
+        (sample,) = load_spec(run_dir / entry["json"])
+        assert sample.rear.control_path is not None and run_dir in sample.rear.control_path.parents
+    assert verify_run(run_dir) == []
+
+
+def test_spec_that_cannot_load_in_the_run_folder_is_refused(upstream, tmp_path):
+    infer = tmp_path / "infer"
+    shutil.copytree(upstream.infer_dir, infer)
+    spec = infer / "spec" / "spec.jsonl"
+    spec.write_text(spec.read_text().replace('"num_conditional_frames": 0', '"num_conditional_frames": 0, "bad": 1'))
+    m = read_manifest(infer)
+    m.files = [
+        r
+        if r.path != "spec/spec.jsonl"
+        else r.model_copy(update={"sha256": sha256_file(spec), "size": spec.stat().st_size})
+        for r in m.files
+    ]
+    (infer / "manifest.json").write_text(m.model_dump_json())
+    with pytest.raises(PackageError, match=r"the spec does not load from the run folder: .*`bad`: unknown key"):
+        package_run(upstream.render_dir, infer, tmp_path / "run", LIGHT, INFO)
+    assert not (tmp_path / "run").exists()

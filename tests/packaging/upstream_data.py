@@ -6,6 +6,7 @@ green = the frame index, red = 200 (clip A) or 100 (clip B), so a pixel says whi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,12 +62,32 @@ def make_render(root: Path) -> Path:
     return root
 
 
-def make_infer(root: Path) -> Path:
+VIEWS = {"front_wide": "camera_front_wide_120fov", "rear": "camera_rear_tele_30fov"}
+
+
+def _sample(name: str, clip: str, controls: str) -> dict:
+    """A spec sample as the infer step writes it: control paths relative to the file's folder."""
+    views = {v: {"control_path": f"{controls}/{clip}/{clip}.{cam}.mp4"} for v, cam in VIEWS.items()}
+    return {"name": name, "prompt": f"prompt of {name}", "num_conditional_frames": 0, **views}
+
+
+def make_infer(root: Path, render_dir: Path) -> Path:
+    """An infer output laid out like the infer step's: controls/, spec/ and outputs/ (dumps included)."""
     gen = [np.full((H_PX, W_PX, 3), 90, np.uint8)] * 29
     samples = {}
     (root / "spec").mkdir(parents=True)
-    (root / "spec" / "spec.jsonl").write_text('{"name": "s_a"}\n{"name": "s_b"}\n')
-    for name, clip in (("s_a", CLIP_A), ("s_b", CLIP_B)):
+    (root / "outputs").mkdir()
+    for clip in (CLIP_A, CLIP_B):
+        for cam in VIEWS.values():
+            rel = f"{clip}/{clip}.{cam}.mp4"
+            (root / "controls" / clip).mkdir(parents=True, exist_ok=True)
+            (root / "controls" / rel).write_bytes((render_dir / rel).read_bytes())
+    pairs = (("s_a", CLIP_A), ("s_b", CLIP_B))
+    (root / "spec" / "spec.jsonl").write_text(
+        "".join(json.dumps(_sample(n, c, "../controls")) + "\n" for n, c in pairs)
+    )
+    for name, clip in pairs:
+        (root / "outputs" / f"{name}.json").write_text(json.dumps(_sample(name, clip, "../controls")))
         outputs = {}
         for view in ("front_wide", "rear"):
             outputs[view] = f"outputs/{name}_{view}.mp4"
@@ -74,7 +95,10 @@ def make_infer(root: Path) -> Path:
         write_video(root / f"outputs/{name}_grid.mp4", gen, fps=10)
         samples[name] = {
             "clip_id": clip,
+            "seed": 0,
+            "reused": False,
             "spec": "spec/spec.jsonl",
+            "json": f"outputs/{name}.json",
             "outputs": outputs,
             "grid": f"outputs/{name}_grid.mp4",
             "combined": None,

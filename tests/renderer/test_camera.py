@@ -1,4 +1,4 @@
-"""F-theta camera: NVIDIA's test vectors (rendering reference §3.4), fitting, rescale, errors."""
+"""F-theta camera: NVIDIA's test vectors (docs/ftheta.md), fitting, rescale, errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scene2world.scene.synthetic import DOC_FTHETA
 
 pytestmark = pytest.mark.timeout(60)
 
-# §3.4: the documentation camera rescaled to 1280x720, camera-frame point -> pixel.
+# docs/ftheta.md, "Test vectors": the documentation camera rescaled to 1280x720, camera-frame point -> pixel.
 TEST_VECTORS = [
     ((0, 0, 10), (638.476, 358.043)),
     ((1, 0, 10), (699.993, 358.043)),
@@ -86,7 +86,10 @@ def test_backproject_inverts_project(doc_cam: FThetaCamera) -> None:
 
 @pytest.mark.parametrize("name", sorted(nvidia_rig()))
 def test_default_rig_cameras(name: str) -> None:
-    """Backward (120°) and forward (70°, 30°) §3.8 cameras rescale from 1920x1080 and round-trip."""
+    """Backward (120°) and forward (70°, 30°) default cameras rescale from 1920x1080 and round-trip.
+
+    The default intrinsics: docs/world_scenario.md.
+    """
     spec = nvidia_rig()[name]
     cam = FThetaCamera.from_intrinsics(spec.intrinsics, name)
     assert (cam.width_px, cam.height_px) == (1280, 720)

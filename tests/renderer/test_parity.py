@@ -1,10 +1,14 @@
 """Pixel parity with NVIDIA's renderer: reference PNGs (tests/data/reference_renders, made with
-NVIDIA's own code on the scenes of the rendering reference §6.3) against our geometry drawn by the
-real rasteriser (pyrender over EGL).
+NVIDIA's own code on the scenes defined in docs/world_scenario.md, "Reference renders") against our
+geometry drawn by the real rasteriser (pyrender over EGL).
 
-Measure per image: among pixels that are non-black in either image, the share whose every channel
-matches within 16/255. The scenes come from their definitions (scene2world.scene.synthetic, the
-data of NVIDIA's render_test_case.py); nothing here is fitted to the images.
+Two measures per image. (1) Among pixels that are non-black in either image, the share whose every
+channel matches within 16/255; the floors sit just under what the renderer reaches (99.85-100 %), so
+losing a small element (a sign is 0.3 % of the lit pixels) fails. (2) Per element: the pixels of each
+of NVIDIA's colours (signs, wait lines, poles, lights, each box palette, ...), depth fade included,
+count about the same in ours as in the reference. The scenes come from their definitions
+(scene2world.scene.synthetic, the data of NVIDIA's render_test_case.py); nothing here is fitted to the
+images.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from scene2world.renderer.frame import build_frame, prepare_static
-from scene2world.renderer.primitives import expand_lines
+from scene2world.renderer.lines import expand_lines
 from scene2world.renderer.raster import Rasterizer
 from scene2world.scene.model import (
     CameraSpec,
@@ -42,6 +46,8 @@ REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference_renders"
 TEST_CASE_DATA = Path(__file__).resolve().parent / "data" / "nvidia_render_test_case.json"
 FRONT = "camera_front_wide_120fov"
 TOLERANCE = 16
+FLOOR_MSAA1 = 0.9995  # the MSAA-1 frame: exact colours, no edge blending (measured 99.998 %)
+FLOOR = 0.995  # MSAA-4 frames (measured 99.85-100 %)
 GRID_ORDER = (  # synth_7cam_grid_f59.png, row-major 3x3 mosaic of 640x360 tiles
     "camera_front_wide_120fov",
     "camera_cross_left_120fov",
@@ -66,8 +72,81 @@ def reference(name: str) -> np.ndarray:
 
 
 def report(name: str, share: float, minimum: float) -> None:
-    print(f"parity {name}: {100 * share:.3f}% of lit pixels within {TOLERANCE}/255 (required {100 * minimum:.0f}%)")
-    assert share >= minimum, f"{name}: {100 * share:.3f}% < {100 * minimum:.0f}%"
+    print(f"parity {name}: {100 * share:.3f}% of lit pixels within {TOLERANCE}/255 (required {100 * minimum:.2f}%)")
+    assert share >= minimum, f"{name}: {100 * share:.3f}% < {100 * minimum:.2f}%"
+
+
+# NVIDIA's v3 colours, written out here from its colour files (an oracle independent of renderer/style.py):
+# one colour per flat element, (front, rear) for the gradient boxes. White lane lines, grey box edges and
+# grey (unknown) lights share one hue and are left to the overall measure.
+ELEMENT_COLORS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "traffic sign": ((8, 2, 255),),
+    "wait line": ((108, 179, 59),),
+    "pole": ((183, 69, 177),),
+    "road boundary": ((253, 1, 232),),
+    "crosswalk": ((139, 93, 255),),
+    "road marking": ((20, 254, 185),),
+    "red light": ((240, 50, 50),),
+    "yellow light": ((255, 200, 0),),
+    "green light": ((130, 240, 132),),
+    "yellow line": ((255, 255, 0),),
+    "other line": ((181, 164, 71),),
+    "car box": ((0, 46, 136), (126, 206, 255)),
+    "truck box": ((204, 55, 0), (255, 192, 64)),
+    "pedestrian box": ((148, 0, 62), (255, 124, 171)),
+    "cyclist box": ((0, 80, 66), (102, 208, 198)),
+    "others box": ((53, 26, 20), (166, 136, 125)),
+}
+ELEMENT_RESIDUAL = 10.0  # RGB distance from the element's (faded) colour or gradient
+ELEMENT_MIN_PX = 100  # elements this small in the reference are left to the overall measure
+ELEMENT_SHARE = 0.02  # allowed relative difference of an element's pixel count (measured <= 0.4 %)
+
+
+def _residual(pixels: np.ndarray, colors: tuple[tuple[int, int, int], ...]) -> np.ndarray:
+    """Distance of each pixel from the cone of non-negative mixes of ``colors`` (a faded colour or gradient)."""
+    best = np.full(len(pixels), np.inf, np.float32)
+    for c in colors:
+        v = np.array(c, np.float32)
+        scale = np.clip(pixels @ v / (v @ v), 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(pixels - scale[:, None] * v, axis=1))
+    if len(colors) == 2:  # least squares on the two colours (2x2 normal equations), kept where both weights >= 0
+        basis = np.array(colors, np.float32).T
+        coef = np.linalg.solve(basis.T @ basis, basis.T @ pixels.T)
+        inside = (coef >= 0).all(axis=0)
+        best = np.where(inside, np.minimum(best, np.linalg.norm(pixels - (basis @ coef).T, axis=1)), best)
+    return best
+
+
+def element_pixels(image: np.ndarray) -> dict[str, int]:
+    """Pixel count per element colour; a pixel counts for its nearest element when within ELEMENT_RESIDUAL."""
+    pixels = image.reshape(-1, 3)
+    pixels = pixels[pixels.max(axis=1) > 24].astype(np.float32)
+    residuals = np.stack([_residual(pixels, colors) for colors in ELEMENT_COLORS.values()])
+    nearest = residuals.argmin(axis=0)
+    counted = residuals.min(axis=0) <= ELEMENT_RESIDUAL
+    return {name: int(np.count_nonzero(counted & (nearest == i))) for i, name in enumerate(ELEMENT_COLORS)}
+
+
+def check_elements(
+    name: str, ours: np.ndarray, ref: np.ndarray, expected: set[str], known: dict[str, str] | None = None
+) -> None:
+    """Each element of ``expected`` shows in the reference, and every element covers about as many pixels in ours.
+
+    ``known``: element -> why its count differs (a measured, not yet explained difference; printed, not checked).
+    """
+    theirs, mine = element_pixels(ref), element_pixels(ours)
+    shown = {e for e, n in theirs.items() if n >= ELEMENT_MIN_PX}
+    assert expected <= shown, f"{name}: reference lacks {sorted(expected - shown)} (colour table wrong?)"
+    for element in sorted(shown):
+        print(f"  {name} {element}: ours {mine[element]} px, reference {theirs[element]} px")
+        if element in (known or {}):
+            continue
+        allowed = ELEMENT_SHARE * theirs[element]
+        assert abs(mine[element] - theirs[element]) <= allowed, (name, element, mine[element], theirs[element])
+
+
+S1_ELEMENTS = {"traffic sign", "wait line", "pole", "road boundary", "yellow line", "other line"}
+S1_ELEMENTS |= {"car box", "pedestrian box", "cyclist box", "others box"}
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +167,23 @@ def render(raster: Rasterizer, scene: Scene, camera: str, frame: int) -> np.ndar
 
 def test_front_wide_frame1_no_msaa(raster1: Rasterizer) -> None:
     name = "synth_flu_front_wide_f1_nomsaa"
-    report(name, match_share(render(raster1, build_s1(), FRONT, 1), reference(name)), 0.99)
+    ours, ref = render(raster1, build_s1(), FRONT, 1), reference(name)
+    report(name, match_share(ours, ref), FLOOR_MSAA1)
+    check_elements(name, ours, ref, S1_ELEMENTS | {"green light"})
 
 
 def test_front_wide_frame0(raster4: Rasterizer) -> None:
     name = "synth_flu_front_wide_f0"
-    report(name, match_share(render(raster4, build_s1(), FRONT, 0), reference(name)), 0.97)
+    ours, ref = render(raster4, build_s1(), FRONT, 0), reference(name)
+    report(name, match_share(ours, ref), FLOOR)
+    check_elements(name, ours, ref, S1_ELEMENTS | {"red light"})
 
 
 def test_s2_flu_path(raster4: Rasterizer) -> None:
     name = "synth2_flu_path_f0"
-    report(name, match_share(render(raster4, build_s2(), FRONT, 0), reference(name)), 0.97)
+    ours, ref = render(raster4, build_s2(), FRONT, 0), reference(name)
+    report(name, match_share(ours, ref), FLOOR)
+    check_elements(name, ours, ref, S1_ELEMENTS | {"red light", "crosswalk", "road marking"})
 
 
 def test_s2_clipgt_path(raster4: Rasterizer) -> None:
@@ -111,7 +196,12 @@ def test_s2_clipgt_path(raster4: Rasterizer) -> None:
         scene = load_clipgt(folder)
     assert scene.source_format == "clipgt"
     name = "synth2_clipgt_path_f0"
-    report(name, match_share(render(raster4, scene, FRONT, 0), reference(name)), 0.97)
+    ours, ref = render(raster4, scene, FRONT, 0), reference(name)
+    report(name, match_share(ours, ref), FLOOR)
+    # NVIDIA's ClipGT path also draws a short pole-coloured line on the ground at the left pole's base
+    # (116 px at y 393-400, x 245-281 of the reference; our ClipGT path draws 1197 px, as on the FLU path)
+    known = {"pole": "an extra ground-level pole piece in NVIDIA's ClipGT render, not reproduced"}
+    check_elements(name, ours, ref, S1_ELEMENTS | {"crosswalk", "road marking"}, known)
 
 
 def test_7cam_grid_frame59(raster4: Rasterizer) -> None:
@@ -125,7 +215,7 @@ def test_7cam_grid_frame59(raster4: Rasterizer) -> None:
         row, col = divmod(i, 3)
         mosaic[row * 360 : (row + 1) * 360, col * 640 : (col + 1) * 640] = small
     name = "synth_7cam_grid_f59"
-    report(name, match_share(mosaic, reference(name)), 0.97)
+    report(name, match_share(mosaic, reference(name)), FLOOR)
 
 
 def render_test_case_scene() -> Scene:
@@ -200,10 +290,13 @@ def render_test_case_scene() -> Scene:
 
 def test_nvidia_render_test_case(raster4: Rasterizer) -> None:
     name = "nvidia_render_test_case_f0"
-    report(name, match_share(render(raster4, render_test_case_scene(), FRONT, 0), reference(name)), 0.97)
+    ours, ref = render(raster4, render_test_case_scene(), FRONT, 0), reference(name)
+    report(name, match_share(ours, ref), FLOOR)
+    check_elements(name, ours, ref, {"car box"})
 
 
-# §3.5, measured with NVIDIA's renderer (no MSAA): depth -> (horizontal L=12, vertical L=12, vertical L=5) px
+# NVIDIA's line widths without MSAA (docs/world_scenario.md, "How NVIDIA draws"):
+# depth -> (horizontal L=12, vertical L=12, vertical L=5) px
 WIDTH_TABLE = {
     5: (7, 12, 5),
     10: (7, 11, 5),

@@ -50,8 +50,6 @@ def test_parse_frames():
 def test_changing_one_cameras_calibration_rerenders_that_camera_only(tmp_path):
     import dataclasses
 
-    import numpy as np
-
     from scene2world.scene.clipgt_writer import write_clipgt
     from scene2world.scene.demo import build_demo_scene
 
@@ -60,7 +58,8 @@ def test_changing_one_cameras_calibration_rerenders_that_camera_only(tmp_path):
     cams = ["camera_front_wide_120fov", "camera_cross_left_120fov"]
     cfg = RenderConfig(cameras=cams, **FAST)
     data = tmp_path / "data"
-    assert run_render(cfg, resolve_input(tmp_path / "a"), data_root=data).manifest.stats["rendered_cameras"] == 2
+    first = run_render(cfg, resolve_input(tmp_path / "a"), data_root=data)
+    assert first.manifest.stats["rendered_cameras"] == 2
 
     cam = scene.cameras["camera_cross_left_120fov"]
     moved = cam.rig_SE3_cam.copy()
@@ -69,5 +68,14 @@ def test_changing_one_cameras_calibration_rerenders_that_camera_only(tmp_path):
     write_clipgt(dataclasses.replace(scene, cameras=cameras), tmp_path / "b" / scene.clip_id, ego_stride=3)
     again = run_render(cfg, resolve_input(tmp_path / "b"), data_root=data)
     assert again.manifest.stats == {"rendered_cameras": 1, "reused_cameras": 1}
-    files = {f.path: f.sha256 for f in again.manifest.files}
-    assert np.any([p.startswith(f"{scene.clip_id}/camera_cross_left_120fov/") for p in files])
+    before = {f.path: f.sha256 for f in first.manifest.files}
+    after = {f.path: f.sha256 for f in again.manifest.files}
+
+    def frames_of(files: dict[str, str], camera: str) -> dict[str, str]:
+        return {p: h for p, h in files.items() if p.startswith(f"{scene.clip_id}/{camera}/")}
+
+    moved_before, moved_after = frames_of(before, cam.name), frames_of(after, cam.name)
+    assert len(moved_before) == 3 and moved_before.keys() == moved_after.keys()
+    assert all(moved_before[p] != moved_after[p] for p in moved_before), "the remounted camera's frames did not change"
+    kept = frames_of(after, cams[0])
+    assert len(kept) == 3 and kept == frames_of(before, cams[0])

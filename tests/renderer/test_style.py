@@ -1,4 +1,4 @@
-"""NVIDIA's v3 look table (rendering reference §3.5-§3.7) and the look choice."""
+"""NVIDIA's v3 look table (docs/world_scenario.md: "Colours", "Lane-line patterns") and the look choice."""
 
 from __future__ import annotations
 

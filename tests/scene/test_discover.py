@@ -7,7 +7,7 @@ import pytest
 from scene2world.errors import SceneError
 from scene2world.scene.clipgt_writer import write_clipgt
 from scene2world.scene.discover import ClipRef, clip_ids, detect_format, discover_clips
-from scene2world.scene.rdshq import write_rdshq
+from scene2world.scene.rdshq_writer import write_rdshq
 
 from .helpers import RDSHQ_CLIP, small_scene
 

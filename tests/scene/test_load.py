@@ -10,7 +10,7 @@ from scene2world.scene.clipgt_writer import write_clipgt
 from scene2world.scene.discover import ClipRef
 from scene2world.scene.load import load_scene
 from scene2world.scene.model import Scene
-from scene2world.scene.rdshq import write_rdshq
+from scene2world.scene.rdshq_writer import write_rdshq
 from scene2world.scene.synthetic import build_s1, build_s2
 
 from .helpers import RDSHQ_CLIP, assert_frame_geometry_equal, assert_maps_equal, small_scene

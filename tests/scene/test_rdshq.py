@@ -13,7 +13,8 @@ import pytest
 from scene2world.errors import SceneError
 from scene2world.scene.defaults import nvidia_rig
 from scene2world.scene.model import ObjectType, Scene, Track
-from scene2world.scene.rdshq import load_rdshq, rdshq_clip_id, write_rdshq
+from scene2world.scene.rdshq import load_rdshq, rdshq_clip_id
+from scene2world.scene.rdshq_writer import write_rdshq
 
 from .helpers import (
     RDSHQ_CLIP,

@@ -1,4 +1,4 @@
-"""The §6.3 synthetic scenes S1, S2 and the 7-camera S1."""
+"""The synthetic reference scenes (docs/world_scenario.md) S1, S2 and the 7-camera S1."""
 
 from __future__ import annotations
 

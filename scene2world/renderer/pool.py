@@ -1,0 +1,149 @@
+"""Render processes that outlive one camera: the pipeline's local render engine.
+
+The pipeline renders one Prefect task per (clip, camera). pyrender needs one process per
+parallel render (the GIL, one GL context per process), and starting a process per camera would
+pay the interpreter, import and EGL start-up for every camera. :class:`RenderPool` keeps
+``processes`` ``spawn``-ed processes for a whole render (:mod:`concurrent.futures`); each task
+thread hands its camera to :meth:`RenderPool.render` and waits. A process loads the clip with
+only that camera and renders it whole (``render.render_clip`` with one worker, no segments, so
+the bytes are the same as a render of the clip's cameras in one ``render_clip`` call). Frame
+progress comes back through one queue and is routed to the caller's callback by a thread.
+
+Stopping: :meth:`RenderPool.close` cancels queued cameras and waits for the running ones; a
+SIGTERM to the process group (a cancelled Prefect run) reaches the render processes, whose
+writers delete their temporary files (``render.render_clip``). See docs/scale-out.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from scene2world.errors import RenderError
+from scene2world.scene.discover import ClipRef
+
+log = logging.getLogger(__name__)
+
+_EVENTS: Any = None  # in a render process: the queue of (token, done, total) progress events
+
+
+def _init_process(events: Any) -> None:
+    global _EVENTS
+    _EVENTS = events
+
+
+def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any]) -> Any:
+    """In a render process: load ``clip`` with ``camera`` only and render it into ``out_dir``."""
+    from scene2world.renderer.render import render_clip
+    from scene2world.scene.load import load_scene
+
+    def progress(done: int, total: int) -> None:
+        _EVENTS.put((token, done, total))
+
+    scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=[camera])
+    (result,) = render_clip(scene, out_dir, cameras=[camera], workers=1, progress=progress, **options)
+    return result
+
+
+class RenderPool:
+    """``processes`` render processes; :meth:`render` is a ``step.CameraRenderer`` safe to call from threads."""
+
+    def __init__(self, processes: int) -> None:
+        if processes < 1:
+            raise RenderError(f"a render pool needs at least 1 process, got {processes}")
+        ctx = mp.get_context("spawn")
+        self.processes = processes
+        self._events = ctx.Queue()
+        self._executor = ProcessPoolExecutor(
+            processes, mp_context=ctx, initializer=_init_process, initargs=(self._events,)
+        )
+        self._callbacks: dict[str, Callable[[int, int], None]] = {}
+        self._lock = threading.Lock()
+        self._router = threading.Thread(target=self._route, name="s2w-render-progress", daemon=True)
+        self._router.start()
+
+    def _route(self) -> None:
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            token, done, total = event
+            with self._lock:
+                callback = self._callbacks.get(token)
+            if callback is not None:
+                with contextlib.suppress(Exception):  # progress must never break a render
+                    callback(done, total)
+
+    def render(
+        self,
+        clip: ClipRef,
+        camera: str,
+        out_dir: Path,
+        options: dict[str, Any],
+        progress: Callable[[int, int], None] | None,
+    ) -> Any:
+        """Render one camera in a pool process and return its ``RenderedCamera``."""
+        token = uuid.uuid4().hex
+        if progress is not None:
+            with self._lock:
+                self._callbacks[token] = progress
+        try:
+            future = self._executor.submit(_render_one, token, clip, camera, Path(out_dir), options)
+            try:
+                return future.result()
+            except BrokenProcessPool as e:
+                raise RenderError(
+                    f"clip {clip.clip_id!r} camera {camera}: a render process died ({e}); see the log above"
+                ) from e
+        finally:
+            with self._lock:
+                self._callbacks.pop(token, None)
+
+    def close(self) -> None:
+        """Cancel queued cameras, wait for running ones, stop the processes and the router."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._events.put(None)
+        self._router.join(timeout=10)
+        self._events.close()
+        self._events.join_thread()
+
+
+def default_processes() -> int:
+    """One render process per usable CPU core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_ACTIVE: RenderPool | None = None
+_ACTIVE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def active_pool(processes: int) -> Iterator[RenderPool]:
+    """Start a pool that :func:`current_pool` returns in this process until the block ends."""
+    global _ACTIVE
+    pool = RenderPool(processes)
+    with _ACTIVE_LOCK:
+        previous, _ACTIVE = _ACTIVE, pool
+    try:
+        yield pool
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE = previous
+        pool.close()
+
+
+def current_pool() -> RenderPool | None:
+    """The pool of the render running in this process, or None (e.g. on a Dask worker)."""
+    return _ACTIVE
