@@ -23,6 +23,8 @@ import os
 import shutil
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 PR_SET_PDEATHSIG = 1
@@ -56,6 +58,23 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> boo
     if parent is not None and os.getppid() != parent:
         os.kill(os.getpid(), int(sig))
     return True
+
+
+def watch_parent(parent: int, sig: int = signal.SIGTERM, interval_s: float = 0.25) -> threading.Thread:
+    """Send ``sig`` to this process as soon as ``parent`` is no longer its parent (a watchdog thread).
+
+    For children whose starting thread may end before they do (a process pool's workers, started by
+    whichever thread submits first), where the parent-death signal would fire too early.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), int(sig))
+
+    thread = threading.Thread(target=watch, name="s2w-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def guarded_argv(argv: Sequence[str], sig: int = signal.SIGTERM) -> list[str]:
