@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from scene2world import __version__
-from scene2world.errors import Scene2WorldError
+from scene2world.errors import RenderCancelledError, Scene2WorldError
+from scene2world.stopping import Stopped, exit_code, received, signal_name, signals_raise
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("scene2world")
@@ -60,10 +62,12 @@ def cmd_run(args: argparse.Namespace) -> Path:
     from rich.table import Table
 
     from scene2world.flows.pipeline import run_pipeline
+    from scene2world.prefect_server import api_server
 
     cfg = _config(args)
     _no_tracebacks_for_user_errors()
-    summary = run_pipeline(cfg)
+    with api_server():  # outlives the flow, so a stopped flow can still record how it ended
+        summary = run_pipeline(cfg)
     table = Table(title=f"scene2world run `{summary['name']}`")
     for col in ("step", "status", "manifest"):
         table.add_column(col)
@@ -110,8 +114,8 @@ def cmd_render(args: argparse.Namespace) -> Path:
 
     cfg = _config(args)
     update: dict[str, Any] = {}
-    if args.cameras:
-        update["cameras"] = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    if args.cameras is not None:
+        update["cameras"] = _camera_list(args.cameras)
     for name in ("frames", "look", "msaa", "line_caps", "device", "preset", "workers"):
         value = getattr(args, name)
         if value is not None:
@@ -129,6 +133,18 @@ def cmd_render(args: argparse.Namespace) -> Path:
         result = run_render(render_cfg, source, data_root=cfg.data_root, out_dir=args.out, progress=progress)
     _say_hit(result)
     return result.manifest_path
+
+
+def _camera_list(text: str) -> list[str]:
+    """``--cameras A,B``: names in order, each once; ConfigError when none is given."""
+    from scene2world.errors import ConfigError
+
+    names = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not names:
+        raise ConfigError(
+            f"--cameras {text!r}: no camera name given; pass comma-separated names, e.g. camera_front_wide_120fov"
+        )
+    return names
 
 
 def cmd_infer(args: argparse.Namespace) -> Path:
@@ -306,15 +322,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        manifest = args.func(args)
-    except Scene2WorldError as e:
-        print(f"scene2world {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"scene2world {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+        with signals_raise():
+            manifest = args.func(args)
+    except BaseException as e:
+        signum = _stop_signal(e)
+        if signum is not None:
+            print(
+                f"scene2world {args.command}: stopped by {signal_name(signum)}; nothing half-written was kept",
+                file=sys.stderr,
+            )
+            return exit_code(signum)
+        if isinstance(e, Scene2WorldError):
+            print(f"scene2world {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise
     print(manifest)
     return 0
+
+
+def _stop_signal(e: BaseException) -> int | None:
+    """The signal that stopped the command, when ``e`` comes from one (Ctrl-C, SIGTERM, a cancelled render)."""
+    if received() is not None:
+        return received()
+    if isinstance(e, Stopped):
+        return e.signum
+    if isinstance(e, KeyboardInterrupt | RenderCancelledError):
+        return signal.SIGINT
+    signum = getattr(e, "signal", None)  # Prefect's TerminationSignal
+    return int(signum) if isinstance(signum, int) else None
 
 
 def _one_line(text: str) -> str:

@@ -139,6 +139,11 @@ class InferConfig(_Model):
         "auto", description="torch.distributed backend (auto: nccl on GPU)."
     )
     timeout_s: float = Field(6 * 3600, gt=0, description="Stop the whole torchrun process group after this long.")
+    hang_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Stop the launch when a rank that heartbeats (the preview engine) has been silent this long.",
+    )
     prompt: str = Field(
         "A realistic autonomous driving scene through city streets in daylight, consistent across all cameras.",
         min_length=1,

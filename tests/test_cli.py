@@ -123,3 +123,66 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_render_out_with_a_foreign_manifest_keeps_the_users_files(tmp_path, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"name": "app"}')
+    (out / "thesis.txt").write_text("x")
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", "camera_front_wide_120fov", "--frames", "0:2", "--png",
+         "--out", str(out), "--set", f"data_root={tmp_path / 'data'}"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{out}: not a scene2world output" in err[0] and "manifest.json" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "thesis.txt"]
+    assert (out / "thesis.txt").read_text() == "x"
+
+
+def test_package_out_dot_in_a_project_folder_deletes_nothing(tmp_path, capsys, monkeypatch):
+    from scene2world.manifest import UpstreamRef, read_manifest, write_manifest
+    from tests.packaging.upstream_data import make_infer, make_render
+
+    render = make_render(tmp_path / "render") / "manifest.json"
+    infer_dir = make_infer(tmp_path / "infer")
+    upstream = UpstreamRef(step="render", cache_key="r" * 64, digest="d" * 64, manifest_path=str(render))
+    infer = write_manifest(infer_dir, read_manifest(infer_dir).model_copy(update={"upstream": upstream}))
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('hi')\n")
+    (project / "manifest.json").write_text('{"name": "project", "version": 3}')
+    monkeypatch.chdir(project)
+    code = main(["package", str(infer), "--out", ".", "--set", f"runs_dir={tmp_path / 'runs'}"])
+    assert code == 2
+    assert "not a scene2world output" in capsys.readouterr().err
+    assert (project / "src" / "main.py").read_text() == "print('hi')\n"
+    assert sorted(p.name for p in project.iterdir()) == ["manifest.json", "src"]
+
+
+@pytest.mark.parametrize("cameras", [",", " , ", ""])
+def test_render_without_a_camera_name_is_a_user_error(tmp_path, capsys, cameras):
+    code = main(["render", str(EXAMPLE), "--cameras", cameras, "--set", f"data_root={tmp_path}"])
+    assert code == 2
+    assert "--cameras" in capsys.readouterr().err
+    assert not (tmp_path / "render").exists()
+
+
+def test_render_with_a_camera_named_twice_renders_it_once(tmp_path, capsys):
+    cam = "camera_front_wide_120fov"
+    code = main(
+        ["render", str(EXAMPLE), "--cameras", f"{cam},{cam}", "--frames", "0:1", "--png",
+         "--set", f"data_root={tmp_path}"]
+    )  # fmt: skip
+    assert code == 0
+    manifest = read_manifest(Path(_last_line(capsys.readouterr().out)))
+    assert manifest.settings["cameras"] == [cam]
+
+
+def test_download_of_an_empty_folder_names_that_folder(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["download", str(empty), "--set", f"data_root={tmp_path / 'data'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{empty}: no clip found" in err and ".staging-" not in err

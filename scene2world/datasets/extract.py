@@ -41,6 +41,11 @@ DEFAULT_MAX_BYTES = 20 * 1024**3
 """Largest total extracted size accepted by default (matches ``DownloadConfig.max_extract_bytes``)."""
 DEFAULT_MAX_MEMBERS = 200_000
 """Most archive members accepted by default."""
+MAX_RATIO = 200
+"""Most bytes extracted per byte of archive. Dataset files (parquet, mp4, tar of them) are already
+compressed, a few to one at most; deflate can reach ~1000 to one only on degenerate data (a bomb)."""
+RATIO_FLOOR_BYTES = 64 * 1024**2
+"""Below this many extracted bytes the ratio is not checked (small, very repetitive text is fine)."""
 _CHUNK = 1 << 20
 _READ_ERRORS = (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, RuntimeError)
 
@@ -126,6 +131,15 @@ class _Budget:
     def __init__(self, archive: Path, max_bytes: int, max_members: int) -> None:
         self.archive, self.max_bytes, self.max_members = archive, max_bytes, max_members
         self.members = self.files = self.bytes = 0
+        self.archive_bytes = max(archive.stat().st_size, 1)
+
+    def ratio(self, total: int, what: str) -> None:
+        """DatasetError when ``total`` extracted bytes exceed :data:`MAX_RATIO` times the archive's size."""
+        if total > RATIO_FLOOR_BYTES and total > MAX_RATIO * self.archive_bytes:
+            raise DatasetError(
+                f"{self.archive}: {what} {total} bytes from a {self.archive_bytes}-byte archive, more than "
+                f"{MAX_RATIO} to one; refusing a possible archive bomb"
+            )
 
     def member(self, name: str) -> None:
         self.members += 1
@@ -136,6 +150,7 @@ class _Budget:
 
     def add_bytes(self, name: str, n: int) -> None:
         self.bytes += n
+        self.ratio(self.bytes, f"extracting {name!r} makes")
         if self.bytes > self.max_bytes:
             raise DatasetError(
                 f"{self.archive}: extracting {name!r} would exceed the size limit of {self.max_bytes} bytes "
@@ -209,6 +224,7 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
                         f"size limit of {budget.max_bytes} (download.max_extract_bytes); refusing a possible zip bomb"
                     )
             checked.append((info, rel))
+        budget.ratio(declared, "its members declare")  # before anything is written
         budget.members = 0
         for info, rel in checked:
             budget.member(info.filename)

@@ -38,6 +38,7 @@ import urllib3
 from scene2world.datasets.sources import Source, classify_source
 from scene2world.errors import DatasetError
 from scene2world.manifest import atomic_write_text, sha256_file
+from scene2world.stopping import check
 
 try:  # POSIX advisory locks; elsewhere concurrent fetches of one file are not guarded
     import fcntl
@@ -428,6 +429,7 @@ def _attempt(
             with open(part, mode) as fh:
                 # read1 hands over what has arrived, so bytes received before a cut are kept for the resume
                 while chunk := resp.raw.read1(_CHUNK, decode_content=True):
+                    check()  # a stop signal whose exception was swallowed still stops the download
                     fh.write(chunk)
                     done += len(chunk)
                     if progress is not None:

@@ -163,6 +163,7 @@ def _clip_text(folder: Path, clip_id: str) -> dict[str, object]:
 
 def _copy_tree(src: Path, dst: Path) -> None:
     """Mirror the regular files of ``src`` into ``dst`` with hard links when possible (no symlinks followed)."""
+    dst.mkdir(parents=True, exist_ok=True)  # an empty source is then reported by its own name
     for path in sorted(Path(src).rglob("*")):
         if path.is_symlink():
             raise DatasetError(f"{path}: symbolic links are not accepted in a dataset folder; copy the target instead")

@@ -1,6 +1,6 @@
 """Run ``torchrun`` as a subprocess that can always be stopped, ranks included.
 
-The launcher (``STYLE.md`` habit 11, ``reference/prefect.md`` §6):
+The launcher (docs/processes.md):
 
 * takes an argv list (never a shell) and an explicit environment;
 * uses a free rendezvous port (``--standalone``, or ``--rdzv-endpoint 127.0.0.1:<port>``);
@@ -19,11 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -33,6 +36,9 @@ from pathlib import Path
 from typing import IO
 
 from scene2world.errors import InferenceError
+from scene2world.inference import heartbeat
+from scene2world.lifeline import guarded_argv
+from scene2world.stopping import check
 
 LogCallback = Callable[[str], None]
 
@@ -255,8 +261,13 @@ def _pump(stream: IO[bytes], lines: queue.Queue[object]) -> None:
 class _Run:
     """One running torchrun: its process, its output and its descendants."""
 
-    def __init__(self, cmd: TorchrunCommand, log: LogCallback | None, grace_s: float) -> None:
+    def __init__(
+        self, cmd: TorchrunCommand, log: LogCallback | None, grace_s: float, hang_timeout_s: float | None = None
+    ) -> None:
         self.cmd = cmd
+        self.hang_timeout_s = hang_timeout_s
+        self.heartbeats: Path | None = None
+        self.hung: dict[int, float] = {}
         self.log = log
         self.grace_s = grace_s
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -267,11 +278,15 @@ class _Run:
         if cmd.log_dir is not None:
             Path(cmd.log_dir).mkdir(parents=True, exist_ok=True)
             self.logfile = open(Path(cmd.log_dir) / "torchrun.log", "a", encoding="utf-8")  # noqa: SIM115
+        env = dict(cmd.env)
+        if hang_timeout_s is not None:
+            self.heartbeats = Path(tempfile.mkdtemp(prefix="s2w-heartbeats-"))
+            env[heartbeat.ENV] = str(self.heartbeats)
         try:
             self.proc = subprocess.Popen(
-                list(cmd.argv),
+                guarded_argv(cmd.argv),  # torchrun gets SIGTERM (and stops its ranks) if we are killed
                 cwd=cmd.cwd,
-                env=dict(cmd.env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -333,11 +348,16 @@ class _Run:
                 self.tree.refresh()
                 next_scan = now + _TREE_REFRESH_S
             self.pump_once(_POLL_S)
+            check()  # a stop signal whose exception was swallowed still stops the launch
             if self.proc.poll() is not None:
                 self.drain(_EOF_WAIT_S)
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            if self.heartbeats is not None and self.hang_timeout_s is not None:
+                self.hung = heartbeat.stale(self.heartbeats, self.hang_timeout_s)
+                if self.hung:
+                    return False
 
     def drain(self, wait_s: float) -> None:
         """Forward what is left of the output, waiting at most ``wait_s`` seconds for its end."""
@@ -399,6 +419,8 @@ class _Run:
         if self.logfile is not None:
             self.logfile.close()
             self.logfile = None
+        if self.heartbeats is not None:
+            shutil.rmtree(self.heartbeats, ignore_errors=True)
 
 
 def launch(
@@ -408,6 +430,7 @@ def launch(
     timeout_s: float | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     dry_run: bool = False,
+    hang_timeout_s: float | None = None,
 ) -> LaunchResult:
     """Run ``cmd`` to completion, streaming its combined output line by line to ``log``.
 
@@ -417,6 +440,8 @@ def launch(
         timeout_s: stop the whole process group after this many seconds (None: no limit).
         grace_s: seconds between SIGTERM and SIGKILL, 0 < grace_s < 30.
         dry_run: return the command without running anything.
+        hang_timeout_s: stop the launch when a rank that heartbeats (:mod:`.heartbeat`) has not
+            done so for this many seconds (None: no watchdog).
 
     Raises:
         InferenceError: non-zero exit, timeout, or a rank that survived SIGKILL; it carries
@@ -432,13 +457,13 @@ def launch(
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
     with _sigterm_raises():
-        run = _Run(cmd, log, grace_s)
+        run = _Run(cmd, log, grace_s, hang_timeout_s)
         survivors: list[int] = []
         finished = False
         try:
             finished = run.wait(deadline)
             if not finished:
-                run._note(f"timed out after {timeout_s:g} s")
+                run._note(_hung_text(run.hung) if run.hung else f"timed out after {timeout_s:g} s")
                 survivors = run.stop()
             else:
                 survivors = run.kill_leftovers()
@@ -455,6 +480,14 @@ def launch(
     tail = "\n".join(run.tail)
     argv = list(cmd.argv)
     where = f"; logs: {cmd.log_dir}" if cmd.log_dir is not None else ""
+    if not finished and run.hung:
+        raise InferenceError(
+            f"torchrun stopped: {_hung_text(run.hung)}{where}; a rank is hung (deadlock, stopped process); "
+            "raise `infer.hang_timeout_s` if a step legitimately takes longer",
+            returncode=returncode,
+            argv=argv,
+            log_tail=tail,
+        )
     if not finished:
         raise InferenceError(
             f"torchrun timed out after {timeout_s:g} s and was stopped (exit {returncode}){where}; "
@@ -472,8 +505,10 @@ def launch(
         )
     if returncode != 0:
         last = "\n".join(_summary_lines(list(run.tail)))
+        cause = failure_cause(list(run.tail))
         raise InferenceError(
-            f"torchrun exited with status {returncode}{where}\ncommand: {command}\nlast lines of the ranks:\n{last}",
+            f"torchrun exited with status {returncode}{': ' + cause if cause else ''}{where}\n"
+            f"command: {command}\nlast lines of the ranks:\n{last}",
             returncode=returncode,
             argv=argv,
             log_tail=tail,
@@ -481,11 +516,56 @@ def launch(
     return LaunchResult(command, cmd.argv, returncode, time.monotonic() - start, cmd.log_dir, tail)
 
 
+def _hung_text(hung: dict[int, float]) -> str:
+    rank, age = min(hung.items())
+    return f"rank {rank} sent no heartbeat for {age:.0f} s"
+
+
 def _summary_lines(tail: list[str], count: int = 20) -> list[str]:
     """The last ``count`` lines the ranks printed (torchrun tees them as ``[<role><rank>]:``); the
     overall tail when no rank printed anything, since torchrun's own epilogue hides the cause."""
     ranks = [line for line in tail if line.startswith("[") and "]:" in line[:24]]
     return (ranks or tail)[-count:]
+
+
+_RANK_LINE = re.compile(r"^\[[A-Za-z_]*?(\d+)\]:(.*)$")
+_RANK_TAG = re.compile(r"^\[rank\d+\]:\s?")
+_ECHO = re.compile(
+    r"Connection closed by peer|remote worker|Broken pipe|[Cc]onnection reset|SIGTERM|Terminated|aborted"
+)
+_ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b.*)$")
+
+
+def failure_cause(tail: list[str]) -> str | None:
+    """The first rank that failed with a real error and that error's line, e.g. ``rank 1: ValueError: …``.
+
+    A line saying "No space left on device" wins: whatever broke next is its echo. Ranks that fail
+    *because* another one did show a lost connection or a signal; the first rank
+    whose output holds an exception line (the last line of a Python traceback) that is not such
+    an echo is the cause. Without one, torchrun's own root-cause summary (its ``rank``/``exitcode``
+    lines) is used; None when neither exists.
+    """
+    for line in tail:  # a full disk is the cause whatever broke next (a pipe to ffmpeg, a rank)
+        if "No space left on device" in line:
+            match = _RANK_LINE.match(line)
+            text = _RANK_TAG.sub("", match.group(2)).strip() if match else line.strip()
+            return f"rank {match.group(1)}: {text}" if match else text
+    errors: list[tuple[int, str]] = []  # (rank, error line) in order of appearance
+    for line in tail:
+        match = _RANK_LINE.match(line)
+        if match is None:
+            continue
+        text = _RANK_TAG.sub("", match.group(2))
+        error = _ERROR_LINE.match(text)
+        if error is not None:
+            errors.append((int(match.group(1)), error.group(1).strip()))
+    if errors:
+        primary = [e for e in errors if not _ECHO.search(e[1])] or errors
+        rank = primary[0][0]
+        last = [text for r, text in errors if r == rank and (not _ECHO.search(text) or primary is errors)][-1]
+        return f"rank {rank}: {last}"
+    root = [line.strip() for line in tail if re.match(r"^\s*(rank|exitcode)\s*:", line)]
+    return "; ".join(root[:2]) or None
 
 
 def rank_logs(log_dir: Path) -> dict[int, list[Path]]:

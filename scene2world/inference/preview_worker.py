@@ -40,6 +40,7 @@ import yaml
 
 import scene2world
 from scene2world.errors import InferenceError, Scene2WorldError
+from scene2world.inference import heartbeat
 from scene2world.inference.preflight import (
     MODEL_SIZE_PX,
     Plan,
@@ -408,6 +409,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the preview engine; returns the exit status (1 on a spec or video problem)."""
     args = parse_args(argv)
+    heartbeat.start()  # the launcher's hang watchdog (docs/processes.md)
     ctx = init_distributed(args.backend)
     out_dir = Path(args.output_dir).absolute()
     handlers: list[logging.Handler] = []

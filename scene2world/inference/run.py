@@ -166,7 +166,7 @@ def run_inference(
     cmd = engine_command(cfg, spec_path, stage, log_dir=stage / LOGS_DIR)
     t0 = time.monotonic()
     try:
-        launched = launch(cmd, log=log, timeout_s=cfg.timeout_s, grace_s=grace_s)
+        launched = launch(cmd, log=log, timeout_s=cfg.timeout_s, grace_s=grace_s, hang_timeout_s=cfg.hang_timeout_s)
         missing = [name for name in plan.output_files() if not (stage / name).is_file()]
         if missing:
             raise InferenceError(

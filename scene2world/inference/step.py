@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 def settings_of(cfg: InferConfig) -> dict[str, Any]:
     """The inference settings that shape outputs."""
-    return cfg.model_dump(mode="json", exclude={"nproc_per_node", "backend", "timeout_s"})
+    return cfg.model_dump(mode="json", exclude={"nproc_per_node", "backend", "timeout_s", "hang_timeout_s"})
 
 
 def read_render_manifest(path: Path) -> tuple[Manifest, Path]:

@@ -13,8 +13,8 @@ def verify_run(run_dir: Path, *, check_hash: bool = True) -> list[str]:
     """Problems with a run folder, one line each; an empty list means it is intact.
 
     Reported: an unreadable or missing ``manifest.json``; listed files that are missing or whose size or sha256
-    changed; files present but not listed; and, when the run's archive lies beside the folder with its
-    ``.sha256`` file, an archive whose sha256 changed.
+    changed; files present but not listed; and, when the manifest names an archive, an archive or
+    ``.sha256`` file missing beside the folder, or an archive whose sha256 changed.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -40,7 +40,11 @@ def verify_run(run_dir: Path, *, check_hash: bool = True) -> list[str]:
 
 def _verify_archive(archive: Path, *, check_hash: bool) -> list[str]:
     sums = checksum_path(archive)
-    if not (check_hash and archive.is_file() and sums.is_file()):
+    if not archive.is_file():
+        return [f"{archive.name}: the run's archive is missing beside the folder ({archive})"]
+    if not sums.is_file():
+        return [f"{sums.name}: the archive's checksum file is missing beside the folder ({sums})"]
+    if not check_hash:
         return []
     expected = sums.read_text(encoding="utf-8").split()[:1]
     if not expected or sha256_file(archive) != expected[0]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scene2world.errors import RenderError
+from scene2world.lifeline import watch_parent
 from scene2world.scene.discover import ClipRef
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ log = logging.getLogger(__name__)
 _EVENTS: Any = None  # in a render process: the queue of (token, done, total) progress events
 
 
-def _init_process(events: Any) -> None:
+def _init_process(events: Any, parent: int) -> None:
     global _EVENTS
     _EVENTS = events
+    watch_parent(parent)  # a killed pipeline must not leave cameras rendering (docs/processes.md)
 
 
 def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any]) -> Any:
@@ -64,7 +66,7 @@ class RenderPool:
         self.processes = processes
         self._events = ctx.Queue()
         self._executor = ProcessPoolExecutor(
-            processes, mp_context=ctx, initializer=_init_process, initargs=(self._events,)
+            processes, mp_context=ctx, initializer=_init_process, initargs=(self._events, os.getpid())
         )
         self._callbacks: dict[str, Callable[[int, int], None]] = {}
         self._lock = threading.Lock()

@@ -43,6 +43,7 @@ import numpy as np
 from scene2world.config import LineCaps
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
+from scene2world.lifeline import die_with_parent
 from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
     DEFAULT_CRF,
@@ -60,6 +61,7 @@ from scene2world.renderer.video import (
     video_path,
 )
 from scene2world.scene.model import Scene
+from scene2world.stopping import Stopped, check
 from scene2world.typing import NDArrayByte
 
 log = logging.getLogger(__name__)
@@ -339,10 +341,12 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
 
     def on_signal(signum: int, _frame: Any) -> None:
         stopper.signalled = True
-        raise RenderCancelledError(f"render worker {os.getpid()} stopped by signal {signum}")
+        raise RenderCancelledError(f"render worker {os.getpid()} stopped by {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    parent = mp.parent_process()
+    die_with_parent(signal.SIGTERM, parent.pid if parent is not None else None)  # parent SIGKILLed: stop too
     camera = None
     try:
         from scene2world.renderer.raster import Rasterizer
@@ -373,10 +377,9 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """In the main thread, turn SIGTERM into KeyboardInterrupt for the duration (cleanup runs).
-
-    A handler someone else installed is kept: a Prefect flow run turns SIGTERM into its own
-    exception, which the cleanup below also runs for and which ends the run ``Cancelled``.
+    """In the main thread, turn SIGTERM into :class:`~scene2world.stopping.Stopped` for the duration
+    (cleanup runs). A handler someone else installed is kept: the CLI's, or a Prefect flow run's, which
+    turns SIGTERM into its own exception (the cleanup below runs for it too) and ends the run ``Cancelled``.
     """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
@@ -386,7 +389,7 @@ def _sigterm_raises() -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Stopped(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -435,6 +438,7 @@ def _render_in_processes(
             if progress is not None:
                 progress(0, total)
             while exited < workers:
+                check()  # a stop signal whose exception was swallowed still stops the render
                 try:
                     event = events.get(timeout=0.5)
                 except queue.Empty:
@@ -464,6 +468,8 @@ def _render_in_processes(
                     failure = failure or cls(f"clip {scene.clip_id!r}: {where}{message}")
                     stop.set()
         if failure is not None:
+            if isinstance(failure, RenderCancelledError):
+                _stop_if_signalled_too()
             raise failure
         if len(results) < len(cameras):
             missing = sorted(set(cameras) - set(results))
@@ -495,6 +501,23 @@ def _render_in_processes(
     return [results[c] for c in cameras]
 
 
+def _stop_if_signalled_too(wait_s: float = 1.0) -> None:
+    """Workers were cancelled: when this process got the same stop signal (Ctrl-C reaches the whole
+    group), raise :class:`Stopped` instead of a render error; the signal may be noted a moment later."""
+    end = time.monotonic() + wait_s
+    while True:
+        check()
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.05)
+
+
+def _stop_signalled() -> bool:
+    """Raise :class:`Stopped` if a stop signal arrived (even one whose exception was swallowed)."""
+    check()
+    return False
+
+
 def _render_in_process(
     scene: Scene, cameras: list[str], job: _Job, progress: ProgressFn | None
 ) -> list[RenderedCamera]:
@@ -519,7 +542,7 @@ def _render_in_process(
             progress(0, total)
         for cam in cameras:
             task = _Task(cam, job.start, job.end)
-            results.append(_render_task(scene, task, job, raster, prepared, lambda: False, on_frame))
+            results.append(_render_task(scene, task, job, raster, prepared, _stop_signalled, on_frame))
     return results
 
 
@@ -558,7 +581,8 @@ def render_clip(
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
 
     Raises RenderError for an unknown camera (listing the rig), a frame range outside the
-    clip (naming its length), a GL/ffmpeg failure; :class:`RenderCancelledError` when stopped.
+    clip (naming its length), a GL/ffmpeg failure; :class:`RenderCancelledError` when a worker was stopped;
+    ``KeyboardInterrupt`` (:class:`~scene2world.stopping.Stopped`) when this process was.
     """
     from scene2world.renderer.raster import MSAA_CHOICES
 
@@ -593,16 +617,12 @@ def render_clip(
     plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8])
     n_workers = min(n_workers, len(plan))
     t0 = time.perf_counter()
+    # Ctrl-C and SIGTERM (KeyboardInterrupt, Stopped) pass through as they are: the CLI exits
+    # 128 + the signal and Prefect records the run as crashed, not as a failed render
     if n_workers == 1:
-        try:
-            results = _render_in_process(scene, cams, job, progress)
-        except KeyboardInterrupt as e:
-            raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
+        results = _render_in_process(scene, cams, job, progress)
     else:
-        try:
-            results = _render_in_processes(scene, cams, job, plan, n_workers, progress)
-        except KeyboardInterrupt as e:
-            raise RenderCancelledError(f"clip {scene.clip_id!r}: render cancelled ({e or 'interrupted'})") from e
+        results = _render_in_processes(scene, cams, job, plan, n_workers, progress)
     log.info(
         "clip %r: %d camera(s) x %d frame(s) in %.1f s with %d worker(s) on %s",
         scene.clip_id,

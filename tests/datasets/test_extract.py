@@ -197,3 +197,19 @@ def test_file_then_folder_of_same_name_is_an_error(tmp_path):
     archive = _tar(tmp_path / "d.tar", [_reg("a", b"1"), _reg("a/b", b"2")], "w")
     with pytest.raises(DatasetError, match="member 'a/b'"):
         extract_archive(archive, tmp_path / "out")
+
+
+def test_compression_ratio_refuses_a_bomb_under_the_size_cap(tmp_path, monkeypatch):
+    from scene2world.datasets import extract
+
+    monkeypatch.setattr(extract, "RATIO_FLOOR_BYTES", 1_000_000)
+    archive = _zip(tmp_path / "bomb.zip", {"zeros": bytes(5_000_000)})  # ~1000:1, far below the 20 GiB cap
+    with pytest.raises(DatasetError, match=r"bomb\.zip: its members declare 5000000 bytes .* more than 200 to one"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    tar = _tar(tmp_path / "bomb.tar.gz", [_reg("a", bytes(3_000_000))])
+    with pytest.raises(DatasetError, match=r"bomb\.tar\.gz: extracting 'a' makes .* more than 200 to one"):
+        extract_archive(tar, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    fine = _zip(tmp_path / "fine.zip", {"zeros": bytes(900_000)})  # below the floor: accepted
+    assert extract_archive(fine, tmp_path / "fine").num_bytes == 900_000

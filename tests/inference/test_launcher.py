@@ -183,3 +183,88 @@ def test_sigterm_to_the_launching_process(job, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert_no_survivor(job)
+
+
+def test_a_failed_launch_names_the_failing_rank_and_keeps_its_logs(tmp_path):
+    from scene2world import cache
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    (tmp_path / "pids").mkdir()
+    out_dir = tmp_path / "data" / "infer" / "k"
+    env = passthrough_env() | {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    with pytest.raises(InferenceError) as info, cache.staging(out_dir) as tmp:
+        argv = build_torchrun_argv([str(script), "fail", str(tmp_path / "pids")], nproc=2, log_dir=tmp / "logs")
+        launch(TorchrunCommand(argv=tuple(argv), env=env, cwd=tmp_path, log_dir=tmp / "logs"), timeout_s=50)
+    first_line = str(info.value).splitlines()[0]
+    assert "rank 1: RuntimeError: rank 1 exploded" in first_line
+    kept = next((tmp_path / "data" / "failed").glob("infer-*"))
+    assert f"logs: {kept / 'logs'}" in first_line  # the message points where the logs are
+    assert "rank 1 exploded" in (kept / "logs" / "torchrun.log").read_text()
+    assert not list((tmp_path / "data" / "infer").iterdir())  # nothing published, staging gone
+
+
+def test_failure_cause_prefers_a_real_error_over_killed_ranks():
+    from scene2world.inference.launcher import failure_cause
+
+    tail = [
+        "[default0]:step 3",
+        "[default1]:Traceback (most recent call last):",
+        '[default1]:  File "w.py", line 3, in <module>',
+        "[default1]:torch.OutOfMemoryError: CUDA out of memory",
+        "[default0]:W1206 Sending process 12 closing signal SIGTERM",
+        "  rank      : 0 (local_rank: 0)",
+        "  exitcode  : -9 (pid: 12)",
+    ]
+    assert failure_cause(tail) == "rank 1: torch.OutOfMemoryError: CUDA out of memory"
+    assert failure_cause(tail[:1] + tail[-2:]) == "rank      : 0 (local_rank: 0); exitcode  : -9 (pid: 12)"
+    assert failure_cause(["hello"]) is None
+    full = [
+        "[default0]:BrokenPipeError: [Errno 32] Broken pipe",
+        "[default0]:[rank0]: ffmpeg: /d/x.mp4: No space left on device",
+    ]
+    assert failure_cause(full) == "rank 0: ffmpeg: /d/x.mp4: No space left on device"
+
+
+HEARTBEAT_WORKER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    from scene2world.inference import heartbeat
+
+    heartbeat.start()
+    rank = int(os.environ["RANK"])
+    (Path(sys.argv[1]) / str(rank)).write_text(str(os.getpid()))
+    time.sleep(2.5)
+    if rank == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)  # hung: neither output nor heartbeat from now on
+    while True:
+        time.sleep(0.2)
+    """
+)
+
+
+def test_a_hung_rank_is_found_by_its_heartbeat_and_the_launch_stopped(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(HEARTBEAT_WORKER)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    argv = build_torchrun_argv([str(script), str(pids)], nproc=2, log_dir=tmp_path / "logs")
+    env = passthrough_env() | {"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    cmd = TorchrunCommand(argv=tuple(argv), env=env, cwd=tmp_path, log_dir=tmp_path / "logs")
+    with pytest.raises(InferenceError, match=r"rank 1 sent no heartbeat for \d+ s"):
+        launch(cmd, timeout_s=50, grace_s=2, hang_timeout_s=4)
+    for pid_file in pids.iterdir():
+        pid = int(pid_file.read_text())
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "gone"
+        assert state in ("gone", "Z"), f"rank {pid_file.name} (pid {pid}) is still {state}"
+
+
+def test_stale_names_only_ranks_with_an_old_heartbeat(tmp_path):
+    from scene2world.inference.heartbeat import stale
+
+    (tmp_path / "0").touch()
+    os.utime(tmp_path / "0", (time.time() - 100, time.time() - 100))
+    assert set(stale(tmp_path, 50)) == {0}
+    assert stale(tmp_path, 500) == {}
+    assert stale(tmp_path / "none", 1) == {}
