@@ -81,19 +81,10 @@ def cmd_run(args: argparse.Namespace) -> Path:
     return Path(summary["manifest"])
 
 
-class _UserErrorFilter(logging.Filter):
-    """Drop the traceback Prefect attaches when a task fails with an expected, user-caused error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], Scene2WorldError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
 def _no_tracebacks_for_user_errors() -> None:
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logging.getLogger(name).addFilter(_UserErrorFilter())
+    from scene2world.flows.hooks import install_user_error_filter
+
+    install_user_error_filter()
 
 
 def cmd_download(args: argparse.Namespace) -> Path:
