@@ -60,17 +60,24 @@ def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> boo
     return True
 
 
-def watch_parent(parent: int, sig: int = signal.SIGTERM, interval_s: float = 0.25) -> threading.Thread:
-    """Send ``sig`` to this process as soon as ``parent`` is no longer its parent (a watchdog thread).
+def watch_parent(
+    parent: int, sig: int = signal.SIGTERM, interval_s: float = 0.25, grace_s: float = 3.0
+) -> threading.Thread:
+    """Send ``sig`` to this process as soon as ``parent`` is no longer its parent (a watchdog thread),
+    and end it ``grace_s`` later if it is still there.
 
     For children whose starting thread may end before they do (a process pool's workers, started by
-    whichever thread submits first), where the parent-death signal would fire too early.
+    whichever thread submits first), where the parent-death signal would fire too early. The signal
+    lets the running work clean up (a render deletes its partial files); the hard exit covers a
+    process pool worker, which would otherwise wait forever on a queue whose other end it holds.
     """
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval_s)
         os.kill(os.getpid(), int(sig))
+        time.sleep(grace_s)
+        os._exit(128 + int(sig))
 
     thread = threading.Thread(target=watch, name="s2w-parent-watch", daemon=True)
     thread.start()

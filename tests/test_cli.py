@@ -146,7 +146,7 @@ def test_package_out_dot_in_a_project_folder_deletes_nothing(tmp_path, capsys, m
     from tests.packaging.upstream_data import make_infer, make_render
 
     render = make_render(tmp_path / "render") / "manifest.json"
-    infer_dir = make_infer(tmp_path / "infer")
+    infer_dir = make_infer(tmp_path / "infer", render.parent)
     upstream = UpstreamRef(step="render", cache_key="r" * 64, digest="d" * 64, manifest_path=str(render))
     infer = write_manifest(infer_dir, read_manifest(infer_dir).model_copy(update={"upstream": upstream}))
     project = tmp_path / "project"

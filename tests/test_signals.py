@@ -134,13 +134,18 @@ def _in_phase(phase: str, root: Path, world: dict[str, object]) -> Callable[[Pro
     if phase == "download":
         return lambda tree: world["server"].requested.is_set()  # type: ignore[attr-defined]
     if phase == "render":
-        return lambda tree: any((root / "data" / "render").glob(".staging-*"))
+        return lambda tree: (
+            any((root / "data" / "render-cameras").glob(".staging-*"))
+            or any((root / "data" / "render").glob(".staging-*"))
+        )
     return lambda tree: sum(b"preview_worker" in c for c in _cmdlines(tree)) >= 3  # torchrun + 2 ranks
 
 
 def _flow_state(home: Path) -> str:
     with sqlite3.connect(home / "prefect.db") as db:
-        row = db.execute("select state_type from flow_run order by created desc limit 1").fetchone()
+        row = db.execute(
+            "select state_type from flow_run where parent_task_run_id is null order by created desc limit 1"
+        ).fetchone()
     return str(row[0])
 
 
@@ -165,8 +170,10 @@ CASES = [
 def test_a_stopped_run_leaves_no_process_and_nothing_half_written(world, phase, sig, target):
     root: Path = world["root"]  # type: ignore[assignment]
     world["server"].requested.clear()  # type: ignore[attr-defined]
-    for step in ("render", "infer") if phase == "render" else ("infer",):
-        shutil.rmtree(root / "data" / step, ignore_errors=True)  # make the phase happen
+    # make the phase happen: the step outputs and the per-camera / per-sample caches behind them
+    steps = ("render", "render-cameras", "infer", "infer-samples") if phase == "render" else ("infer", "infer-samples")
+    for step in steps:
+        shutil.rmtree(root / "data" / step, ignore_errors=True)
     source = str(world["url"]) if phase == "download" else str(EXAMPLE)
     shared = phase != "download"
     proc = subprocess.Popen(

@@ -387,11 +387,10 @@ def run_render(
     data_root = Path(data_root).absolute()
     key = render_key(cfg, source.content)
     out_dir = Path(out_dir) if out_dir else cache.store_dir(data_root, STEP, key)
+    cache.check_replaceable(out_dir)  # a user's folder is refused now, not after rendering
     if (hit := cache.lookup(out_dir, key)) is not None:
         log.info("render: cache hit %s (%s)", key[:12], out_dir)
         return cache.StepResult(hit, out_dir, cache_hit=True)
-    with cache.staging(out_dir):  # fails now, not after rendering, if out_dir is a user's folder
-        pass
     plans = [plan_clip(cfg, clip, source.origin) for clip in source.clips]
     check_plans(cfg, plans)
     total = sum(len(p.cameras) * (p.frames[1] - p.frames[0]) for p in plans)

@@ -369,7 +369,13 @@ def _polylines(folder: Path, clip_id: str, table: str, field: str = "location") 
 
 def _lane_lines(folder: Path, clip_id: str) -> tuple[LaneLine, ...]:
     t = _open(folder, clip_id, "lane_line")
-    if t is None or t.num_rows == 0:
+    if t is None:  # legal, but the control videos lose their main signal: say so
+        log.warning(
+            "%s: no `lane_line` table; the control videos will have no lane lines",
+            table_path(folder, clip_id, "lane_line"),
+        )
+        return ()
+    if t.num_rows == 0:
         return ()
     if t.has("lane_line.line_rail"):
         field = "line_rail"

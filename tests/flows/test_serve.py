@@ -34,7 +34,7 @@ def test_serve_runs_the_flow(prefect_server, tmp_path):
             done, run_id = run_deployment(st, "scene2world/pipeline", lean(tmp_path, name="served"))
             assert done.returncode == 0, done.stdout[-3000:] + st.worker_log.read_text()[-3000:]
             assert flow_state(st, run_id) == "Completed"
-            (run_dir,) = (tmp_path / "runs").iterdir()
+            (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
             assert (run_dir / "manifest.json").is_file()
             assert run_dir.name.startswith("served-")
         finally:

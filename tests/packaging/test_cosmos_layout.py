@@ -107,4 +107,5 @@ def test_video_shorter_than_its_manifest_is_refused(tmp_path):
     (render / "manifest.json").write_text(m.model_dump_json())
     with pytest.raises(PackageError, match="chunk 2 has 8 frames instead of 121"):
         package_run(render, None, tmp_path / "runs" / "run", PackageConfig(archive="none", cosmos_layout=True), INFO)
-    assert list((tmp_path / "runs").iterdir()) == []
+    # nothing published or staged; only the failed attempt's logs are kept aside (docs/caching.md)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] in ([], ["failed"])

@@ -84,6 +84,14 @@ def test_minimal_bundle_with_pandas_like_types(tmp_path):
     assert len(scene.map) == 0 and scene.tracks == ()
 
 
+def test_a_clip_without_lane_lines_loads_with_a_warning(tmp_path, caplog):
+    _minimal(tmp_path / CLIP)
+    with caplog.at_level("WARNING", logger="scene2world.scene.clipgt"):
+        load_clipgt(tmp_path / CLIP)
+    (record,) = [r for r in caplog.records if "lane_line" in r.getMessage()]
+    assert f"{CLIP}.lane_line.parquet" in record.getMessage() and "no lane lines" in record.getMessage()
+
+
 def test_clip_id_rules(tmp_path):
     _minimal(tmp_path / "other_name")
     assert clipgt_clip_id(tmp_path / "other_name") == CLIP  # first calibration with an egomotion sibling
