@@ -92,7 +92,12 @@ def world(tmp_path_factory) -> Iterator[dict[str, object]]:
     server = TrickleServer(_zip_of(EXAMPLE))
     shared_home = root / "shared-home"
     shared_home.mkdir()
-    with start_server(90, {"PREFECT_HOME": str(shared_home)}) as api_url:
+    # the database named explicitly: a session-wide Prefect test harness (other test files) would
+    # otherwise hand this server its own database through the current settings
+    database = f"sqlite+aiosqlite:///{shared_home / 'prefect.db'}"
+    with start_server(
+        90, {"PREFECT_HOME": str(shared_home), "PREFECT_SERVER_DATABASE_CONNECTION_URL": database}
+    ) as api_url:
         yield {"root": root, "url": server.url, "server": server, "api_url": api_url, "shared_home": shared_home}
     server.close()
 
