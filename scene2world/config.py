@@ -244,7 +244,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         loc = ".".join(str(x) for x in item["loc"]) or "(top level)"
         msg = item["msg"]
         if item["type"] == "extra_forbidden":
-            msg = "unknown key; check the spelling against `scene2world run --help-config`"
+            msg = "unknown key; check the spelling against the settings of scene2world/config.py"
         got = item.get("input")
         shown = "" if item["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{source}: `{loc}`: {msg}{shown}")

@@ -1,6 +1,6 @@
 """The contact sheet: every control view of every clip at its middle frame, labelled, in one PNG.
 
-Each clip is one 3x3 block in Cosmos's grid order (``reference/cosmos_inference.md`` §1.12, the order of
+Each clip is one 3x3 block in Cosmos's grid order (docs/cosmos.md, "Views and cameras"; the order of
 ``inference.views.VIEWS``): row 1 ``front_wide, cross_right, rear_right``; row 2 ``rear, rear_left,
 cross_left``; row 3 ``front_tele`` and two free cells. Cameras outside the seven views fill the free cells
 and further rows. A camera without a video is a grey cell marked "no video". Clips are stacked top to

@@ -2,7 +2,7 @@
 
 ``<root>/control_input_hdmap_bbox/ftheta_<camera>/<clip>_<k>.mp4`` (camera names keep their ``camera_``
 prefix, so ``ftheta_camera_front_wide_120fov``), as NVIDIA's renderer writes with chunked output
-(``reference/world_scenario_rendering.md`` §1.2): chunks of ``TARGET_CHUNK_FRAME`` = 121 frames,
+(docs/world_scenario.md, "Inputs and detection"): chunks of ``TARGET_CHUNK_FRAME`` = 121 frames,
 ``OVERLAP_FRAME`` = 0, at most ``MAX_CHUNK`` = 10 per clip, numbered from 0. Only whole chunks are written:
 the frames after the last whole chunk are left out, and a clip shorter than 121 frames has no chunk.
 
