@@ -3,7 +3,8 @@
 Linux can send a process a chosen signal when its parent dies (``prctl(PR_SET_PDEATHSIG)``,
 see docs/processes.md). The setting survives ``exec`` but not ``fork``, and it fires when the
 *thread* that started the child ends, so it is only used for children whose starting thread
-waits for them (render workers, torchrun, the temporary Prefect server).
+waits for them (render workers, the temporary Prefect server; torchrun runs under
+:mod:`scene2world.supervisor`, which sets it too).
 
 Two ways in:
 

@@ -207,8 +207,11 @@ def test_a_stopped_run_leaves_no_process_and_nothing_half_written(world, phase, 
             os.killpg(proc.pid, sig)
         else:
             os.kill(proc.pid, sig)
+        left: list[bytes] = []
         while (proc.poll() is None or tree.alive()) and time.monotonic() - t0 < CLEAN_WITHIN_S + 20:
             tree.refresh()
+            if not left and time.monotonic() - t0 > CLEAN_WITHIN_S:
+                left = _cmdlines(tree)  # what outlived the limit, for the failure message
             time.sleep(0.05)
         took = time.monotonic() - t0
     finally:
@@ -220,7 +223,8 @@ def test_a_stopped_run_leaves_no_process_and_nothing_half_written(world, phase, 
     stderr = proc.stderr.read()  # type: ignore[union-attr]
     TIMES[f"{phase:8s} {sig.name:7s} to {target}"] = took
     print(f"\n{phase:8s} {sig.name:7s} to {target:6s}: clean after {took:.1f} s (exit {proc.returncode})")
-    assert took < CLEAN_WITHIN_S, f"processes left after {took:.1f} s"
+    survivors = [c.replace(b"\0", b" ").decode(errors="replace") for c in left]
+    assert took < CLEAN_WITHIN_S, f"processes left after {took:.1f} s: {survivors}"
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
     else:

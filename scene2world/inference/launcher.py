@@ -37,8 +37,8 @@ from typing import IO
 
 from scene2world.errors import InferenceError
 from scene2world.inference import heartbeat
-from scene2world.lifeline import guarded_argv
 from scene2world.stopping import check
+from scene2world.supervisor import supervised_argv
 
 LogCallback = Callable[[str], None]
 
@@ -284,7 +284,7 @@ class _Run:
             env[heartbeat.ENV] = str(self.heartbeats)
         try:
             self.proc = subprocess.Popen(
-                guarded_argv(cmd.argv),  # torchrun gets SIGTERM (and stops its ranks) if we are killed
+                supervised_argv(cmd.argv, grace_s),  # no rank outlives torchrun, nor torchrun us (docs/processes.md)
                 cwd=cmd.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,

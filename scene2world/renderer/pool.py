@@ -9,9 +9,13 @@ only that camera and renders it whole (``render.render_clip`` with one worker, n
 the bytes are the same as a render of the clip's cameras in one ``render_clip`` call). Frame
 progress comes back through one queue and is routed to the caller's callback by a thread.
 
-Stopping: :meth:`RenderPool.close` cancels queued cameras and waits for the running ones; a
-SIGTERM to the process group (a cancelled Prefect run) reaches the render processes, whose
-writers delete their temporary files (``render.render_clip``). See docs/scale-out.md.
+Stopping (docs/processes.md): the parent owns it. :meth:`RenderPool.close` waits for running
+cameras after a normal end; with ``stop=True`` (the render ended by an exception: Ctrl-C, SIGTERM,
+a cancelled Prefect run) it SIGTERMs the processes first, and each running camera's writers delete
+their temporary files (``render.render_clip``). The processes ignore SIGINT, which a terminal sends
+to the whole group: they are started with it blocked, so a Ctrl-C during their start-up (a
+half-done import) cannot print a traceback, and they stop when the parent tells them. See also
+docs/scale-out.md.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,15 +36,22 @@ from typing import Any
 from scene2world.errors import RenderError
 from scene2world.lifeline import watch_parent
 from scene2world.scene.discover import ClipRef
+from scene2world.stopping import Stopped
 
 log = logging.getLogger(__name__)
 
 _EVENTS: Any = None  # in a render process: the queue of (token, done, total) progress events
+_STARTED = "started"  # the token of the event a render process sends once, with its pid
+_STOPPED = False  # in a render process: the parent stopped a render (SIGTERM); start no other
 
 
 def _init_process(events: Any, parent: int) -> None:
     global _EVENTS
+    # started with SIGINT blocked (RenderPool._submit): ignore it, then drop one that came meanwhile
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _EVENTS = events
+    events.put((_STARTED, os.getpid(), 0))
     watch_parent(parent)  # a killed pipeline must not leave cameras rendering (docs/processes.md)
 
 
@@ -51,8 +63,15 @@ def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: 
     def progress(done: int, total: int) -> None:
         _EVENTS.put((token, done, total))
 
+    global _STOPPED
+    if _STOPPED:  # cameras queued to this process before the parent stopped it are not started
+        raise Stopped(signal.SIGTERM)
     scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=[camera])
-    (result,) = render_clip(scene, out_dir, cameras=[camera], workers=1, progress=progress, **options)
+    try:
+        (result,) = render_clip(scene, out_dir, cameras=[camera], workers=1, progress=progress, **options)
+    except Stopped:
+        _STOPPED = True
+        raise
     return result
 
 
@@ -69,6 +88,7 @@ class RenderPool:
             processes, mp_context=ctx, initializer=_init_process, initargs=(self._events, os.getpid())
         )
         self._callbacks: dict[str, Callable[[int, int], None]] = {}
+        self._pids: set[int] = set()
         self._lock = threading.Lock()
         self._router = threading.Thread(target=self._route, name="s2w-render-progress", daemon=True)
         self._router.start()
@@ -80,6 +100,9 @@ class RenderPool:
                 return
             token, done, total = event
             with self._lock:
+                if token == _STARTED:
+                    self._pids.add(done)
+                    continue
                 callback = self._callbacks.get(token)
             if callback is not None:
                 with contextlib.suppress(Exception):  # progress must never break a render
@@ -99,7 +122,7 @@ class RenderPool:
             with self._lock:
                 self._callbacks[token] = progress
         try:
-            future = self._executor.submit(_render_one, token, clip, camera, Path(out_dir), options)
+            future = self._submit(_render_one, token, clip, camera, Path(out_dir), options)
             try:
                 return future.result()
             except BrokenProcessPool as e:
@@ -110,8 +133,24 @@ class RenderPool:
             with self._lock:
                 self._callbacks.pop(token, None)
 
-    def close(self) -> None:
-        """Cancel queued cameras, wait for running ones, stop the processes and the router."""
+    def _submit(self, *call: Any) -> Any:
+        # the executor starts processes in the submitting thread; a child keeps the thread's signal
+        # mask across exec, so it starts with SIGINT blocked until _init_process ignores it
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self._executor.submit(*call)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def close(self, stop: bool = False) -> None:
+        """Cancel queued cameras, stop the processes and the router; running cameras finish, or
+        with ``stop`` are stopped at once (SIGTERM: each deletes its partial files)."""
+        if stop:
+            with self._lock:
+                pids = sorted(self._pids)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._events.put(None)
         self._router.join(timeout=10)
@@ -138,12 +177,14 @@ def active_pool(processes: int) -> Iterator[RenderPool]:
     pool = RenderPool(processes)
     with _ACTIVE_LOCK:
         previous, _ACTIVE = _ACTIVE, pool
+    stop = True
     try:
         yield pool
+        stop = False
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE = previous
-        pool.close()
+        pool.close(stop=stop)
 
 
 def current_pool() -> RenderPool | None:
