@@ -139,8 +139,8 @@ def main(args: Sequence[str]) -> None:
         sys.exit(128 + int(signal.SIGTERM))
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     supervisor = _Supervisor(int(parent), float(grace_s))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, supervisor.on_signal)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, supervisor.on_signal)
     try:
         status = supervisor.run(argv)
     except OSError as e:  # the command cannot be started: say it the way a shell would
