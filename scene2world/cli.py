@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from scene2world import __version__
 from scene2world.errors import RenderCancelledError, Scene2WorldError
@@ -244,6 +244,8 @@ def _say_hit(result: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
+    from scene2world.config import DEFAULT_PRESET, Device, Engine, LineCaps, Look, Msaa, X264Preset
+
     parser = argparse.ArgumentParser(prog="scene2world", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"scene2world {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -268,13 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default: the data root's cache)")
     p.add_argument("--cameras", help="comma-separated camera names, e.g. camera_front_wide_120fov")
     p.add_argument("--frames", help="half-open range START:END of the 30 fps timeline")
-    p.add_argument("--look", choices=["nvidia", "fixed"])
-    p.add_argument("--msaa", type=int, choices=[1, 4])
+    p.add_argument("--look", choices=get_args(Look))
+    p.add_argument("--msaa", type=int, choices=get_args(Msaa))
     p.add_argument(
-        "--line-caps", choices=["culled", "all"], help="culled (default, fast) or all: NVIDIA's triangles exactly"
+        "--line-caps", choices=get_args(LineCaps), help="culled (default, fast) or all: NVIDIA's triangles exactly"
     )
-    p.add_argument("--device", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--preset", help="libx264 preset (default slow)")
+    p.add_argument("--device", choices=get_args(Device))
+    p.add_argument("--preset", choices=get_args(X264Preset), help=f"libx264 preset (default {DEFAULT_PRESET})")
     p.add_argument("--workers", type=int, help="render processes (0 = one per core)")
     p.add_argument("--png", action="store_true", help="lossless PNG frames instead of mp4")
     p.set_defaults(func=cmd_render)
@@ -282,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("infer", help="run Cosmos (or the preview engine) under torchrun"))
     p.add_argument("spec_or_manifest", help="a render manifest, or a Cosmos spec .json/.jsonl")
     p.add_argument("--out", type=Path, help="output folder (default: the data root's cache)")
-    p.add_argument("--engine", choices=["preview", "cosmos"])
+    p.add_argument("--engine", choices=get_args(Engine))
     p.add_argument("--nproc", type=int, help="torchrun --nproc_per_node")
     p.set_defaults(func=cmd_infer)
 

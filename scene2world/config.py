@@ -28,8 +28,25 @@ CameraNameLiteral = Literal[
 CAMERA_NAMES: tuple[CameraNameLiteral, ...] = get_args(CameraNameLiteral)
 if CAMERA_NAMES != DEFAULT_CAMERA_NAMES:  # the Literal mirrors scene.model.CameraName for the schema
     raise ImportError("config.CameraNameLiteral is out of step with scene.model.CameraName")
-X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+# The enumerations of the settings below: each is the one owner of its values; the code that
+# checks or offers them (the CLI's choices, the renderer's argument checks) takes them from here
+# with typing.get_args.
+Look = Literal["nvidia", "fixed"]
+"""``nvidia``: NVIDIA's public renderer, quirks included; ``fixed``: the quirks corrected (docs/looks.md)."""
+Device = Literal["auto", "cpu", "gpu"]
+"""EGL device: ``gpu`` = NVIDIA EGL, ``cpu`` = Mesa llvmpipe, ``auto`` = GPU when present."""
+Msaa = Literal[1, 4]
+"""Multisample anti-aliasing samples per pixel (NVIDIA: 4)."""
 LineCaps = Literal["culled", "all"]
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+Engine = Literal["preview", "cosmos"]
+Backend = Literal["auto", "gloo", "nccl"]
+"""torch.distributed backend; ``auto`` = NCCL on GPU, gloo on CPU."""
+
+DEFAULT_CRF = 18
+"""libx264 constant rate factor of NVIDIA's control videos."""
+DEFAULT_PRESET: X264Preset = "slow"
+"""libx264 preset of NVIDIA's control videos."""
 
 NVIDIA_EXAMPLE1_URL = (
     "https://github.com/nvidia-cosmos/cosmos-dependencies/releases/download/assets/multiview_example1.zip"
@@ -75,21 +92,21 @@ class RenderConfig(_Model):
         pattern=r"^\d*:\d*$",
         description="Half-open range START:END of the 30 fps timeline (either side may be empty); None = all.",
     )
-    look: Literal["nvidia", "fixed"] = Field(
+    look: Look = Field(
         "nvidia", description="`nvidia` reproduces NVIDIA's pixels, quirks included; `fixed` corrects the quirks."
     )
-    msaa: Literal[1, 4] = Field(4, description="Multisample anti-aliasing samples (NVIDIA uses 4).")
+    msaa: Msaa = Field(4, description="Multisample anti-aliasing samples (NVIDIA uses 4).")
     line_caps: LineCaps = Field(
         "culled",
         description="`culled`: line caps that neighbouring geometry covers are left out and dense runs lofted "
         "(2.9x fewer triangles; on the bundled example 2e-6 of lit pixels differ from `all` by more than 16/255); "
         "`all`: NVIDIA's geometry triangle for triangle (18 per line segment).",
     )
-    device: Literal["auto", "cpu", "gpu"] = Field(
+    device: Device = Field(
         "auto", description="EGL device: `gpu` = NVIDIA EGL, `cpu` = Mesa llvmpipe, `auto` = GPU when present."
     )
-    crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor (NVIDIA: 18).")
-    preset: X264Preset = Field("slow", description="libx264 preset (NVIDIA: slow).")
+    crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="libx264 constant rate factor (NVIDIA: 18).")
+    preset: X264Preset = Field(DEFAULT_PRESET, description="libx264 preset (NVIDIA: slow).")
     png: bool = Field(False, description="Write lossless PNG frames instead of mp4 videos.")
     workers: int = Field(0, ge=0, le=64, description="Camera render processes; 0 = one per CPU core (max cameras).")
     task_runner: Literal["local", "dask"] = Field(
@@ -104,6 +121,11 @@ class RenderConfig(_Model):
         "None = a local Dask cluster started for the run.",
     )
 
+
+VIDEO_WIDTH_PX = 1280
+VIDEO_HEIGHT_PX = 720
+"""NVIDIA's control-video size (its renderer's ``RESIZE_RESOLUTION`` = [720, 1280]): what the renderer draws
+and writes, and the frame size Cosmos's 720p models take (docs/cosmos.md)."""
 
 MAX_SEED = 2**32 - 1
 """The largest seed NVIDIA's generator takes (numpy's 32-bit seed); autoregressive chunk i uses seed + i."""
@@ -131,13 +153,11 @@ class CosmosEngineConfig(_Model):
 class InferConfig(_Model):
     """Cosmos multiview inference: the spec fields, the engine and the launch."""
 
-    engine: Literal["preview", "cosmos"] = Field(
+    engine: Engine = Field(
         "preview", description="`preview`: scene2world's own torchrun worker (no model); `cosmos`: the real model."
     )
     nproc_per_node: int = Field(2, ge=1, le=64, description="torchrun ranks (Cosmos needs 1, 2, 4 or 8).")
-    backend: Literal["auto", "gloo", "nccl"] = Field(
-        "auto", description="torch.distributed backend (auto: nccl on GPU)."
-    )
+    backend: Backend = Field("auto", description="torch.distributed backend (auto: nccl on GPU).")
     timeout_s: float = Field(6 * 3600, gt=0, description="Stop the whole torchrun process group after this long.")
     hang_timeout_s: float = Field(
         600.0,

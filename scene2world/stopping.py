@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -113,3 +113,40 @@ def signals_raise() -> Iterator[None]:
             signal.signal(sig, handler)
         signal.set_wakeup_fd(previous_fd)
         os.close(write_fd)  # the reader sees EOF and ends
+
+
+def exit_with_status(signum: int) -> SystemExit:
+    """``SystemExit(128 + signum)``: with :func:`sigterm_raises`, a plain script ends with the shell's 143."""
+    return SystemExit(exit_code(signum))
+
+
+@contextlib.contextmanager
+def sigterm_raises(exception: Callable[[int], BaseException] = Stopped) -> Iterator[None]:
+    """While inside (main thread only), the first SIGTERM raises ``exception(signum)``; later ones are ignored.
+
+    For work that must clean up when SIGTERM arrives in a process that has no handler of its own:
+    the exception unwinds through every ``finally``, and a second SIGTERM cannot interrupt that
+    cleanup half-way. A handler someone else installed is kept as it is: the CLI's
+    (:func:`signals_raise`), or a Prefect flow run's, which turns SIGTERM into its own exception and
+    ends the run ``Cancelled``. ``exception`` is :class:`Stopped` by default (what the CLI reports
+    as "stopped by SIGTERM"); :func:`exit_with_status` ends a plain script with status 143.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    raised = False
+
+    def handler(signum: int, _frame: Any) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise exception(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

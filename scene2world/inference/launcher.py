@@ -30,14 +30,14 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from scene2world.errors import InferenceError
 from scene2world.inference import heartbeat
-from scene2world.stopping import check
+from scene2world.stopping import check, exit_with_status, sigterm_raises
 from scene2world.supervisor import supervised_argv
 
 LogCallback = Callable[[str], None]
@@ -207,38 +207,6 @@ class ProcessTree:
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-# ---------------------------------------------------------------- SIGTERM → exception while we run
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises SystemExit(143) in the main thread, unless someone else handles it.
-
-    A Prefect flow process already turns SIGTERM into an exception; a plain CLI process would
-    otherwise die at once and leave torchrun running.
-    """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
-        yield
-        return
-
-    raised = False
-
-    def _raise(signum: int, frame: object) -> None:
-        nonlocal raised
-        if not raised:  # a second SIGTERM while stopping the ranks is ignored
-            raised = True
-            raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------- the launch
@@ -456,7 +424,8 @@ def launch(
         return LaunchResult(command, cmd.argv, None, 0.0, cmd.log_dir, "", dry_run=True)
     start = time.monotonic()
     deadline = None if timeout_s is None else start + timeout_s
-    with _sigterm_raises():
+    # a plain script that gets SIGTERM stops torchrun first, then exits 143 (SystemExit)
+    with sigterm_raises(exit_with_status):
         run = _Run(cmd, log, grace_s, hang_timeout_s)
         survivors: list[int] = []
         finished = False

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from scene2world.config import MAX_SEED, InferConfig
+from scene2world.config import MAX_SEED, VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, Engine, InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.spec import MultiviewInferenceArguments, check_sample_name, load_spec
 
@@ -35,13 +34,11 @@ COSMOS_NUM_HEADS = 16
 MAX_CONDITIONAL_FRAMES = CHUNK_FRAMES - 1
 """More input frames than this would leave no frame of a chunk to generate."""
 
-MODEL_SIZE_PX = (720, 1280)
+MODEL_SIZE_PX = (VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX)
 """(height, width) every frame is resized to, bilinear, no crop."""
 
 FPS_TOLERANCE = 1e-3
 """A probed fps within this of a whole number counts as that number."""
-
-Engine = Literal["preview", "cosmos"]
 
 
 @dataclass(frozen=True)

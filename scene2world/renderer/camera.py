@@ -31,13 +31,10 @@ from functools import cached_property
 
 import numpy as np
 
+from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX
 from scene2world.errors import RenderError
 from scene2world.scene.model import FThetaIntrinsics
 from scene2world.typing import NDArrayFloat
-
-OUTPUT_WIDTH_PX = 1280
-OUTPUT_HEIGHT_PX = 720
-"""NVIDIA's control-video size (``RESIZE_RESOLUTION``)."""
 
 FIT_SAMPLES = 500
 FIT_DEGREE = 5
@@ -111,8 +108,8 @@ class FThetaCamera:
         cls,
         intrinsics: FThetaIntrinsics,
         name: str = "",
-        width_px: int = OUTPUT_WIDTH_PX,
-        height_px: int = OUTPUT_HEIGHT_PX,
+        width_px: int = VIDEO_WIDTH_PX,
+        height_px: int = VIDEO_HEIGHT_PX,
     ) -> FThetaCamera:
         """Rescale native ``intrinsics`` to ``width_px`` x ``height_px`` and fit the missing polynomial.
 

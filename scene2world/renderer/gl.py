@@ -27,14 +27,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 
+from scene2world.config import Device
 from scene2world.errors import RenderError
 
-Device = Literal["auto", "cpu", "gpu"]
-DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
+DEVICES: tuple[str, ...] = get_args(Device)
 
 APT_PACKAGES = "libegl1 libgl1 libgl1-mesa-dri"
 """The Debian/Ubuntu packages EGL rendering needs on a CPU machine (docs/install.md, "System libraries")."""

@@ -28,17 +28,18 @@ import contextlib
 import ctypes
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
+from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, Msaa
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
 from scene2world.renderer.gl import Device, create_offscreen, is_software_renderer, load_pyrender
 from scene2world.renderer.tiles import RESOLVE_TILE_PX, drawn_tiles, tile_rects
 from scene2world.typing import NDArrayByte
 
-MSAA_CHOICES = (1, 2, 4, 8)
+MSAA_CHOICES: tuple[int, ...] = get_args(Msaa)
 """Sample counts :class:`Rasterizer` accepts (NVIDIA: 4)."""
 
 
@@ -148,8 +149,8 @@ class Rasterizer:
 
     def __init__(
         self,
-        width: int = 1280,
-        height: int = 720,
+        width: int = VIDEO_WIDTH_PX,
+        height: int = VIDEO_HEIGHT_PX,
         msaa: int = 4,
         device: Device = "auto",
         *,

@@ -30,21 +30,19 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from scene2world.config import LineCaps
+from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, LineCaps, Look
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
-from scene2world.renderer.style import Look
 from scene2world.renderer.video import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
@@ -61,18 +59,12 @@ from scene2world.renderer.video import (
     video_path,
 )
 from scene2world.scene.model import Scene
-from scene2world.stopping import Stopped, check
+from scene2world.stopping import check, sigterm_raises
 from scene2world.typing import NDArrayByte
 
 log = logging.getLogger(__name__)
 
 LINE_CAPS: tuple[str, ...] = get_args(LineCaps)
-
-IMAGE_WIDTH_PX = 1280
-"""Width of NVIDIA's control videos (``RESIZE_RESOLUTION`` = [720, 1280])."""
-
-IMAGE_HEIGHT_PX = 720
-"""Height of NVIDIA's control videos."""
 
 
 ProgressFn = Callable[[int, int], None]
@@ -351,7 +343,7 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     try:
         from scene2world.renderer.raster import Rasterizer
 
-        with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
+        with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
             prepared = job.builder.prepare(scene, job.look)
             while not stopper():
                 task = tasks.get()
@@ -373,29 +365,6 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     finally:
         with contextlib.suppress(Exception):
             events.put(("exit", os.getpid()))
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """In the main thread, turn SIGTERM into :class:`~scene2world.stopping.Stopped` for the duration
-    (cleanup runs). A handler someone else installed is kept: the CLI's, or a Prefect flow run's, which
-    turns SIGTERM into its own exception (the cleanup below runs for it too) and ends the run ``Cancelled``.
-    """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise Stopped(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _final_path(out_dir: Path | str, clip_id: str, camera: str, png: bool) -> Path:
@@ -432,7 +401,7 @@ def _render_in_processes(
     exited = 0
     complete = False
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             for p in procs:
                 p.start()
             if progress is not None:
@@ -534,8 +503,8 @@ def _render_in_process(
 
     results = []
     with (
-        _sigterm_raises(),
-        Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,  # type: ignore[arg-type]
+        sigterm_raises(),
+        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,  # type: ignore[arg-type]
     ):
         prepared = job.builder.prepare(scene, job.look)
         if progress is not None:
@@ -652,7 +621,7 @@ def render_png_frame(
     (camera,) = check_cameras(scene, [camera])
     resolve_frames(scene, (frame, frame + 1))
     builder = frame_builder or _geometry(line_caps)
-    with Rasterizer(IMAGE_WIDTH_PX, IMAGE_HEIGHT_PX, msaa=msaa, device=device) as raster:
+    with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=msaa, device=device) as raster:
         batches = builder.build(scene, camera, int(frame), look, builder.prepare(scene, look))
         image: np.ndarray = raster.render(batches)
     return image

@@ -7,20 +7,19 @@ colour literal. Colours are 0..255 RGB tuples as NVIDIA's JSON files list them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
+from scene2world.config import Look
 from scene2world.errors import RenderError
+from scene2world.renderer.batch import FAR_CLIP_M
 from scene2world.scene.model import ObjectType, TrafficLightState
 
-Look = Literal["nvidia", "fixed"]
-"""``nvidia``: NVIDIA's public renderer, quirks included; ``fixed``: the quirks corrected (docs/looks.md)."""
-
-LOOKS: tuple[str, ...] = ("nvidia", "fixed")
+LOOKS: tuple[str, ...] = get_args(Look)
 
 RGB = tuple[int, int, int]
 
-FAR_M = 200.0
-"""``depth_max``: colours fade by clamp(1 − z/200, 0, 1); fragments past 200 m are clipped."""
+FAR_M = FAR_CLIP_M
+"""``depth_max``: colours fade by clamp(1 − z/200, 0, 1); fragments past it are clipped (the far clip plane)."""
 
 MAP_LINE_WIDTH_PX = 12.0
 """Lane lines, road boundaries and wait lines (lane lines × their thickness multiplier)."""
