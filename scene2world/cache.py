@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import logging
 import os
 import shutil
@@ -24,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from scene2world import __version__
+from scene2world.atomic import STAGING, replace_folder, temporaries_of, temporary_path
+from scene2world.atomic import link_or_copy as link_or_copy  # the steps place their inputs with cache.link_or_copy
 from scene2world.errors import CacheError, Scene2WorldError
-from scene2world.leftovers import owner_tag, remove_orphans
+from scene2world.leftovers import remove_orphans
 from scene2world.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_json, verify_files
 
 log = logging.getLogger(__name__)
-
-STAGING_PREFIX = ".staging-"
-TRASH_PREFIX = ".trash-"
 
 
 def step_key(step: str, version: str, **parts: Any) -> str:
@@ -135,9 +133,8 @@ def staging(out_dir: Path) -> Iterator[Path]:
     out_dir = Path(out_dir).absolute()
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f"{STAGING_PREFIX}{out_dir.name}-"
-    remove_orphans(out_dir.parent.glob(f"{glob.escape(prefix)}*"))  # left by killed runs
-    tmp = out_dir.parent / f"{prefix}{owner_tag()}-{uuid.uuid4().hex[:12]}"
+    remove_orphans(temporaries_of(out_dir, STAGING))  # left by killed runs
+    tmp = temporary_path(out_dir, STAGING)
     tmp.mkdir()
     try:
         yield tmp
@@ -228,20 +225,8 @@ def publish(tmp: Path, out_dir: Path, key: str) -> Manifest:
         shutil.rmtree(tmp, ignore_errors=True)
         return existing
     check_replaceable(out_dir)
-    trash = out_dir.parent / f"{TRASH_PREFIX}{out_dir.name}-{uuid.uuid4().hex[:12]}"
-    os.rename(out_dir, trash)
-    os.rename(tmp, out_dir)
-    shutil.rmtree(trash, ignore_errors=True)
+    replace_folder(tmp, out_dir)
     return manifest
-
-
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` to ``dst`` (same filesystem), else copy it; parents are created."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 class StepResult:

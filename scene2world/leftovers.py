@@ -1,7 +1,8 @@
 """Temporary outputs that name their owner, so a later run can remove those of dead processes.
 
-Every hidden temporary that scene2world writes beside an output (a step's ``.staging-*`` folder,
-a writer's ``.<name>.partial-*`` file) carries ``<pid>@<host>`` of the process that made it. A
+Every hidden temporary that scene2world writes beside an output (a step's ``.<name>.staging-*`` folder,
+a writer's ``.<name>.partial-*`` file; the convention of :mod:`scene2world.atomic`) carries
+``<pid>@<host>`` of the process that made it. A
 process killed with SIGKILL cannot clean up; the next run that writes the same output removes
 the temporaries whose owner is gone: same host, pid no longer running. Anything else (another
 host on a shared disk, a live or reused pid, names without an owner) is left alone: a temporary

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from scene2world.atomic import atomic_write_text
 from scene2world.errors import CacheError
 
 MANIFEST_NAME = "manifest.json"
@@ -154,21 +154,6 @@ def record_tree(root: Path) -> list[FileRecord]:
     """FileRecords for every regular file under ``root`` except the manifest itself."""
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.name != MANIFEST_NAME]
     return record_files(root, files)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:

@@ -185,4 +185,4 @@ def test_download_of_an_empty_folder_names_that_folder(tmp_path, capsys):
     empty.mkdir()
     assert main(["download", str(empty), "--set", f"data_root={tmp_path / 'data'}"]) == 2
     err = capsys.readouterr().err
-    assert f"{empty}: no clip found" in err and ".staging-" not in err
+    assert f"{empty}: no clip found" in err and ".staging" not in err

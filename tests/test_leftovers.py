@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 
 from scene2world import cache
+from scene2world.atomic import temporaries_of, temporary_path
 from scene2world.leftovers import is_orphan, owner_tag, remove_orphans
 from scene2world.renderer.batch import DrawBatch
 from scene2world.renderer.render import render_clip
@@ -82,12 +83,30 @@ def test_render_removes_partials_of_killed_renders(tmp_path):
 def test_staging_removes_folders_of_killed_runs(tmp_path):
     out = tmp_path / "render" / "abc"
     out.parent.mkdir()
-    orphan = out.parent / f"{cache.STAGING_PREFIX}abc-{tag(dead_pid())}-0123456789ab"
-    running = out.parent / f"{cache.STAGING_PREFIX}abc-{tag(os.getppid())}-0123456789ac"
-    other_output = out.parent / f"{cache.STAGING_PREFIX}abcd-{tag(dead_pid())}-0123456789ad"
-    for d in (orphan, running, other_output):
+    orphan = out.parent / f".abc.staging-{tag(dead_pid())}-0123456789ab"
+    running = out.parent / f".abc.staging-{tag(os.getppid())}-0123456789ac"
+    other_output = out.parent / f".abcd.staging-{tag(dead_pid())}-0123456789ad"
+    partial_of_other = out.parent / f".abc.d.staging-{tag(dead_pid())}-0123456789ae"  # of the output `abc.d`
+    for d in (orphan, running, other_output, partial_of_other):
         d.mkdir()
     with cache.staging(out) as tmp:
-        assert owner_tag() in tmp.name
+        assert tmp.name.startswith(f".abc.staging-{owner_tag()}-")
         assert not orphan.exists() and running.exists()
-    assert other_output.exists()  # another output's staging folder: not swept here
+    assert other_output.exists() and partial_of_other.exists()  # other outputs' staging folders: not swept here
+
+
+def test_one_temporary_name_convention(tmp_path):
+    final = tmp_path / "clip.cam.mp4"
+    made = [temporary_path(final), temporary_path(final, "staging"), temporary_path(final, "seg", token="run-seg0001")]
+    assert made[0].name.startswith(f".clip.cam.mp4.partial-{owner_tag()}-") and made[0].suffix == ".mp4"
+    assert made[2].name == f".clip.cam.mp4.seg-{owner_tag()}-run-seg0001.mp4"
+    assert all(not is_orphan(p.name) for p in made)  # this process owns them
+    for p in made:
+        p.write_bytes(b"x")
+    (tmp_path / "clip.cam.mp4.partial-no-owner").write_bytes(b"x")  # not hidden: not ours
+    (tmp_path / f".clip.cam.mp4.x.partial-{owner_tag()}-1").write_bytes(b"x")  # another final name
+    assert temporaries_of(final) == sorted(made)
+    assert temporaries_of(final, "staging") == [made[1]]
+    dead = tmp_path / f".clip.cam.mp4.partial-{tag(dead_pid())}-0123"
+    dead.write_bytes(b"x")
+    assert remove_orphans(temporaries_of(final)) == [dead] and not dead.exists()

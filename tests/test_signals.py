@@ -140,8 +140,8 @@ def _in_phase(phase: str, root: Path, world: dict[str, object]) -> Callable[[Pro
         return lambda tree: world["server"].requested.is_set()  # type: ignore[attr-defined]
     if phase == "render":
         return lambda tree: (
-            any((root / "data" / "render-cameras").glob(".staging-*"))
-            or any((root / "data" / "render").glob(".staging-*"))
+            any((root / "data" / "render-cameras").glob(".*.staging-*"))
+            or any((root / "data" / "render").glob(".*.staging-*"))
         )
     return lambda tree: sum(b"preview_worker" in c for c in _cmdlines(tree)) >= 3  # torchrun + 2 ranks
 
@@ -232,7 +232,7 @@ def test_a_stopped_run_leaves_no_process_and_nothing_half_written(world, phase, 
         assert f"stopped by {sig.name}" in stderr.splitlines()[-1]
         assert "Traceback" not in stderr, stderr[-3000:]
         assert _flow_state(_home(world, shared)) in ("CRASHED", "CANCELLED"), stderr[-3000:]
-        assert not list((root / "data").glob("*/.staging-*")), "a stopped run left a staging folder"
+        assert not list((root / "data").glob("*/.*.staging-*")), "a stopped run left a staging folder"
     _published_outputs_are_whole(root)
 
 
@@ -249,7 +249,7 @@ def test_a_run_after_the_stopped_ones_is_correct(world):
     assert verify.returncode == 0, verify.stderr
     for published in (root / "data").glob("*/*/manifest.json"):  # killed runs' staging of these outputs is gone
         folder = published.parent
-        assert not list(folder.parent.glob(f".staging-{folder.name}-*")), folder
+        assert not list(folder.parent.glob(f".{folder.name}.staging-*")), folder
     if TIMES:
         print("\nseconds from the signal to a clean state:")
         for case, seconds in TIMES.items():

@@ -26,7 +26,6 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from scene2world.atomic import replace_folder, temporary_path
 from scene2world.datasets.sources import ArchiveFormat, archive_format
 from scene2world.errors import DatasetError
 
@@ -110,7 +110,8 @@ def extract_archive(
         raise DatasetError(f"{archive}: not a zip or tar archive (.zip, .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz)")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extract", dir=dest.parent))
+    tmp = temporary_path(dest)
+    tmp.mkdir()
     try:
         budget = _Budget(archive, max_bytes, max_members)
         if fmt == "zip":
@@ -299,20 +300,9 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
 def _publish(tmp: Path, dest: Path, *, overwrite: bool) -> None:
     """Rename the finished ``tmp`` to ``dest``; with ``overwrite``, swap an existing ``dest`` out first."""
     try:
-        os.rename(tmp, dest)
-        return
+        if overwrite:
+            replace_folder(tmp, dest)
+        else:
+            os.rename(tmp, dest)
     except OSError as e:
-        if not (overwrite and dest.exists()):
-            raise DatasetError(f"{dest}: cannot move the extracted files into place: {e}") from e
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-    old.rmdir()
-    os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except OSError as e:
-        os.rename(old, dest)
         raise DatasetError(f"{dest}: cannot move the extracted files into place: {e}") from e
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)

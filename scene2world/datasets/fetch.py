@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,9 +34,10 @@ from urllib.parse import unquote, urlsplit
 import requests
 import urllib3
 
+from scene2world.atomic import atomic_write_text, temporary_path
 from scene2world.datasets.sources import Source, classify_source
 from scene2world.errors import DatasetError
-from scene2world.manifest import atomic_write_text, sha256_file
+from scene2world.manifest import sha256_file
 from scene2world.stopping import check
 
 try:  # POSIX advisory locks; elsewhere concurrent fetches of one file are not guarded
@@ -155,9 +155,9 @@ def _fetch_local(
     if dest.resolve() == src.path.resolve():
         return FetchResult(path=dest, source=src, sha256=digest, size=size, in_place=True)
     if not (dest.is_file() and dest.stat().st_size == size and sha256_file(dest) == digest):
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest_dir)
+        tmp = temporary_path(dest)
         try:
-            with os.fdopen(fd, "wb") as out, open(src.path, "rb") as inp:
+            with open(tmp, "xb") as out, open(src.path, "rb") as inp:
                 shutil.copyfileobj(inp, out, _CHUNK)
                 out.flush()
                 os.fsync(out.fileno())

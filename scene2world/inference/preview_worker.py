@@ -20,17 +20,15 @@ with ``save_combined_views``, one ``<name>.mp4`` with the views one after the ot
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import imageio_ffmpeg
 import numpy as np
@@ -39,6 +37,8 @@ import torch.distributed as dist
 import yaml
 
 import scene2world
+from scene2world.atomic import atomic_write_text
+from scene2world.config import DEFAULT_CRF, Backend, X264Preset
 from scene2world.errors import InferenceError, Scene2WorldError
 from scene2world.inference import heartbeat
 from scene2world.inference.preflight import (
@@ -50,12 +50,16 @@ from scene2world.inference.preflight import (
 )
 from scene2world.inference.spec import MultiviewInferenceArguments, load_spec
 from scene2world.typing import NDArrayByte
+from scene2world.video_writer import VideoWriter, concat_videos
 
 GRID_SHAPE = (3, 3)
 """Rows, columns of the ``<name>_grid.mp4`` cells."""
 
-X264_OPTIONS = ("-preset", "ultrafast", "-crf", "18")
-"""Encoder settings of the previews: fast rather than small."""
+PREVIEW_PRESET: X264Preset = "ultrafast"
+"""libx264 preset of the previews: fast rather than small (CRF: :data:`~scene2world.config.DEFAULT_CRF`)."""
+
+X264_OPTIONS = ("-preset", PREVIEW_PRESET, "-crf", str(DEFAULT_CRF))
+"""The encoder settings as ``config.yaml`` records them."""
 
 log = logging.getLogger("scene2world.preview")
 
@@ -182,77 +186,6 @@ def grid_frame(cells: Sequence[NDArrayByte | None]) -> NDArrayByte:
 # ---------------------------------------------------------------- writing
 
 
-class VideoWriter:
-    """An H.264 mp4 written frame by frame under a temporary name and renamed by :meth:`commit`."""
-
-    def __init__(self, path: Path, *, size_wh: tuple[int, int], fps: int) -> None:
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self.frames = 0
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp),
-            size_wh,
-            fps=fps,
-            codec="libx264",
-            pix_fmt_in="rgb24",
-            pix_fmt_out="yuv420p",
-            quality=None,
-            macro_block_size=1,
-            output_params=list(X264_OPTIONS),
-            ffmpeg_log_level="error",
-        )
-        self._gen.send(None)
-
-    def write(self, frame: NDArrayByte) -> None:
-        """Append one (H, W, 3) uint8 frame."""
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
-        self.frames += 1
-
-    def commit(self) -> Path:
-        """Finish the file and rename it into place."""
-        self._gen.close()
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        """Stop the encoder and remove the partial file."""
-        with contextlib.suppress(Exception):
-            self._gen.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def concat_videos(parts: Sequence[Path], path: Path) -> Path:
-    """Join mp4 ``parts`` (same codec and size) one after the other in time, without re-encoding."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=path.parent, delete=False) as fh:
-        for part in parts:
-            fh.write(f"file '{Path(part).absolute().as_posix()}'\n")
-        listing = Path(fh.name)
-    argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing)]
-    argv += ["-c", "copy", str(tmp)]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise InferenceError(f"{path}: joining the views failed: {proc.stderr.strip()[-2000:]}")
-        os.replace(tmp, path)
-    finally:
-        listing.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary sibling and a rename (mode from the umask)."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 # ---------------------------------------------------------------- one sample
 
 
@@ -260,7 +193,7 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
     """Prepare, gather and (rank 0) write the outputs of one sample; returns the files written."""
     t0 = time.perf_counter()
     if ctx.is_main:
-        write_text_atomic(out_dir / f"{sample.name}.json", sample.sidecar_json())
+        atomic_write_text(out_dir / f"{sample.name}.json", sample.sidecar_json())
     per_rank = [[v for v in plan.views if plan.view_ranks[v] == r] for r in range(ctx.world_size)]
     mine = per_rank[ctx.rank]
     slots = max(1, *(len(v) for v in per_rank))
@@ -282,13 +215,11 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
             if plan.save_combined_views:
                 parts_dir = tempfile.TemporaryDirectory(prefix=f".{sample.name}.", dir=out_dir)
                 folder = Path(parts_dir.name)
-                writers = {v: VideoWriter(folder / f"{v}.mp4", size_wh=(w, h), fps=plan.fps) for v in plan.views}
+                writers = {v: _video_writer(folder / f"{v}.mp4", (w, h), plan.fps) for v in plan.views}
             else:
-                writers = {
-                    v: VideoWriter(out_dir / f"{sample.name}_{v}.mp4", size_wh=(w, h), fps=plan.fps) for v in plan.views
-                }
-                writers["grid"] = VideoWriter(
-                    out_dir / f"{sample.name}_grid.mp4", size_wh=(w * GRID_SHAPE[1], h * GRID_SHAPE[0]), fps=plan.fps
+                writers = {v: _video_writer(out_dir / f"{sample.name}_{v}.mp4", (w, h), plan.fps) for v in plan.views}
+                writers["grid"] = _video_writer(
+                    out_dir / f"{sample.name}_grid.mp4", (w * GRID_SHAPE[1], h * GRID_SHAPE[0]), plan.fps
                 )
         for _ in range(plan.frames_per_view):
             local = torch.zeros((slots, h, w, 3), dtype=torch.uint8)
@@ -305,9 +236,9 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
         written: list[Path] = []
         if ctx.is_main:
             for key in plan.views:
-                written.append(writers.pop(key).commit())
+                written.append(writers.pop(key).close())
             if "grid" in writers:
-                written.append(writers.pop("grid").commit())
+                written.append(writers.pop("grid").close())
             if plan.save_combined_views:
                 written = [concat_videos(written, out_dir / f"{sample.name}.mp4")]
             log.info(
@@ -321,6 +252,14 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
             gen.close()
         if parts_dir is not None:
             parts_dir.cleanup()
+
+
+def _video_writer(path: Path, size_wh: tuple[int, int], fps: int) -> VideoWriter:
+    """An mp4 of the previews: :data:`X264_OPTIONS`, ffmpeg's own thread count, two frames queued."""
+    w, h = size_wh
+    return VideoWriter(
+        path, width=w, height=h, fps=fps, crf=DEFAULT_CRF, preset=PREVIEW_PRESET, threads=None, queue_frames=2
+    )
 
 
 def _gather(local: torch.Tensor, ctx: Dist) -> list[NDArrayByte]:
@@ -399,7 +338,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output-dir", "--output_dir", type=Path, required=True, help="Output folder.")
     parser.add_argument(
         "--backend",
-        choices=("auto", "gloo", "nccl"),
+        choices=get_args(Backend),
         default="auto",
         help="torch.distributed backend (auto: nccl on GPU, gloo on CPU).",
     )
@@ -434,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plans.append(plan)
             work += list(zip(samples, plan.samples))
         if ctx.is_main:
-            write_text_atomic(out_dir / "config.yaml", _config_yaml(plans, args.input_files, out_dir, ctx))
+            atomic_write_text(out_dir / "config.yaml", _config_yaml(plans, args.input_files, out_dir, ctx))
         for sample, sample_plan in work:
             run_sample(sample, sample_plan, out_dir, ctx)
         _barrier(ctx)

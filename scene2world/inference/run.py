@@ -12,11 +12,11 @@ import contextlib
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scene2world.atomic import STAGING, replace_folder, temporary_path
 from scene2world.config import InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.engines import check_cosmos, engine_command
@@ -91,21 +91,6 @@ def _sample_outputs(plan: Plan, out_dir: Path) -> dict[str, SampleOutputs]:
     return out
 
 
-def _publish(stage: Path, out_dir: Path) -> None:
-    """Rename ``stage`` to ``out_dir``, replacing an existing ``out_dir`` only once ``stage`` is in place."""
-    if not out_dir.exists():
-        os.replace(stage, out_dir)
-        return
-    old = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:12]}.old"
-    os.replace(out_dir, old)
-    try:
-        os.replace(stage, out_dir)
-    except OSError:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 GUARDRAIL_MARKERS = ("guardrail", "blocked by", "content safety")
 """Words of the lines Cosmos logs when its guardrails block a prompt or a video (case-insensitive)."""
 
@@ -161,7 +146,7 @@ def run_inference(
         return InferenceResult(spec_path, out_dir, cfg.engine, plan, cmd.render(), dry_run=True)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:12]}.tmp"
+    stage = temporary_path(out_dir, STAGING)
     stage.mkdir()
     cmd = engine_command(cfg, spec_path, stage, log_dir=stage / LOGS_DIR)
     t0 = time.monotonic()
@@ -175,7 +160,7 @@ def run_inference(
                 argv=list(cmd.argv),
                 log_tail=launched.log_tail,
             )
-        _publish(stage, out_dir)
+        replace_folder(stage, out_dir)
     except InferenceError as e:
         blocked = guardrail_lines(e.log_tail or "")
         head = f"a guardrail blocked a sample: {blocked[-1]}\n" if blocked else ""

@@ -35,10 +35,10 @@ from pydantic import (
     model_validator,
 )
 
+from scene2world.atomic import atomic_write_text
 from scene2world.config import InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.views import VIEW_KEYS, view_for_camera
-from scene2world.manifest import atomic_write_text
 from scene2world.scene.model import CameraName
 
 SPEC_SUFFIXES = (".json", ".jsonl")

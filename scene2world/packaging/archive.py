@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Literal
 
+from scene2world.atomic import atomic_write_text, temporary_path
 from scene2world.errors import PackageError
-from scene2world.manifest import atomic_write_text, sha256_file
+from scene2world.manifest import sha256_file
 
 ArchiveKind = Literal["zip", "tar.gz"]
 STORED_SUFFIXES = frozenset({".mp4", ".png", ".jpg", ".jpeg", ".zip", ".gz", ".xz", ".bz2", ".parquet", ".tar"})
@@ -109,9 +109,7 @@ def stage_archive(folder: Path, dest: Path, kind: ArchiveKind, *, top: str | Non
     """Write the archive to a hidden temporary file beside ``dest`` and return that file's path."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temporary_path(dest)
     try:
         write_archive_file(folder, tmp, kind, top=top)
     except BaseException as e:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scene2world.manifest import atomic_write_text
+from scene2world.atomic import atomic_write_text
 
 STATE_DIR = "regenerate"
 

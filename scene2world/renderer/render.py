@@ -39,13 +39,11 @@ from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, LineCaps, Look
+from scene2world.config import DEFAULT_CRF, DEFAULT_PRESET, VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, LineCaps, Look
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
 from scene2world.renderer.video import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
     FrameWriter,
     PngWriter,
     VideoWriter,

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scene2world.atomic import temporary_path
 from scene2world.errors import SceneError
 from scene2world.scene.categories import clipgt_category_for, split_lane_type
 from scene2world.scene.clipgt import FRAME_TIMESTAMPS_SUFFIX, frame_timeline, table_path
@@ -92,7 +93,7 @@ def _write(path: Path, name: str, key_type: pa.DataType, body_type: pa.DataType,
         },
         schema=schema,
     )
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     pq.write_table(table, tmp)
     tmp.replace(path)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from scene2world.atomic import temporary_path
 from scene2world.errors import SceneError
 from scene2world.scene.categories import split_lane_type
 from scene2world.scene.interpolation import track_poses
@@ -40,7 +41,7 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 def _write_tar(root: Path, folder: str, clip_id: str, members: Iterable[tuple[str, bytes]]) -> Path:
     path = root / folder / f"{clip_id}.tar"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for key, data in members:
             _add(tar, f"{clip_id}.{key}", data)

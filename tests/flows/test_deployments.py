@@ -110,7 +110,7 @@ def assert_nothing_half_written(root: Path) -> None:
     """Every step folder that looks published is a complete output; no staging folder is left."""
     for step in ("render", "infer", "render-cameras"):
         for folder in (root / "data" / step).glob("*") if (root / "data" / step).is_dir() else []:
-            assert not folder.name.startswith(cache.STAGING_PREFIX), folder
+            assert folder.name[0] != ".", folder  # a hidden temporary (staging, trash) left behind
             manifest = folder / "manifest.json"
             assert manifest.is_file(), f"{folder} has no manifest"
             assert cache.lookup(folder, json.loads(manifest.read_text())["cache_key"]) is not None, folder
