@@ -22,6 +22,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from scene2world.config import DEFAULT_CRF, DEFAULT_PRESET
 from scene2world.errors import PackageError
 from scene2world.packaging.files import place_file
 
@@ -29,7 +30,7 @@ LAYOUT_DIR = "control_input_hdmap_bbox"
 TARGET_CHUNK_FRAME = 121
 OVERLAP_FRAME = 0
 MAX_CHUNK = 10
-FFMPEG_ENCODE = ("-c:v", "libx264", "-crf", "18", "-preset", "slow", "-pix_fmt", "yuv420p")
+FFMPEG_ENCODE = ("-c:v", "libx264", "-crf", str(DEFAULT_CRF), "-preset", DEFAULT_PRESET, "-pix_fmt", "yuv420p")
 """NVIDIA's control-video encoding (``SETTINGS``/writer in the world-scenario renderer)."""
 
 

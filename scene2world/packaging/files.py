@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 from pathlib import Path, PurePosixPath
 
+from scene2world.atomic import link_or_copy
 from scene2world.errors import PackageError
 from scene2world.manifest import FileRecord, Manifest, sha256_file
-
-_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
 def check_name(value: str, what: str, where: str) -> str:
@@ -42,19 +39,14 @@ def place_file(src: Path, dst: Path, *, link: bool = True) -> str:
         raise PackageError(f"{src}: missing; the upstream step output is incomplete (re-run that step)")
     if dst.exists():
         raise PackageError(f"{dst}: two inputs map to the same run-folder path")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        try:
-            os.link(src, dst)
-            return "link"
-        except OSError as e:
-            if e.errno not in _LINK_FALLBACK:
-                raise PackageError(f"{src} -> {dst}: cannot link: {e}") from e
     try:
+        if link:
+            return link_or_copy(src, dst, keep_metadata=False)
+        dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
+        return "copy"
     except OSError as e:
-        raise PackageError(f"{src} -> {dst}: cannot copy: {e}") from e
-    return "copy"
+        raise PackageError(f"{src} -> {dst}: cannot {'link or ' if link else ''}copy: {e}") from e
 
 
 def record_checked(
