@@ -13,11 +13,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from scene2world import __version__
 from scene2world.errors import RenderCancelledError, Scene2WorldError
 from scene2world.stopping import Stopped, exit_code, received, signal_name, signals_raise
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from scene2world.config import PipelineConfig
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("scene2world")
@@ -34,13 +39,13 @@ def _setup_env() -> None:
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace) -> PipelineConfig:
     from scene2world.config import load_config
 
     return load_config(Path(args.config) if args.config else None, args.set or [])
 
 
-def _progress(description: str) -> Any:
+def _progress(description: str) -> Progress:
     """A rich progress bar on stderr (a no-op context when stderr is not a terminal)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

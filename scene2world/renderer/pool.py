@@ -28,15 +28,18 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scene2world.errors import RenderError
 from scene2world.lifeline import watch_parent
 from scene2world.scene.discover import ClipRef
 from scene2world.stopping import Stopped
+
+if TYPE_CHECKING:
+    from scene2world.renderer.render import RenderedCamera
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def _init_process(events: Any, parent: int) -> None:
     watch_parent(parent)  # a killed pipeline must not leave cameras rendering (docs/processes.md)
 
 
-def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any]) -> Any:
+def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any]) -> RenderedCamera:
     """In a render process: load ``clip`` with ``camera`` only and render it into ``out_dir``."""
     from scene2world.renderer.render import render_clip
     from scene2world.scene.load import load_scene
@@ -115,7 +118,7 @@ class RenderPool:
         out_dir: Path,
         options: dict[str, Any],
         progress: Callable[[int, int], None] | None,
-    ) -> Any:
+    ) -> RenderedCamera:
         """Render one camera in a pool process and return its ``RenderedCamera``."""
         token = uuid.uuid4().hex
         if progress is not None:
@@ -133,7 +136,7 @@ class RenderPool:
             with self._lock:
                 self._callbacks.pop(token, None)
 
-    def _submit(self, *call: Any) -> Any:
+    def _submit(self, *call: Any) -> Future[RenderedCamera]:
         # the executor starts processes in the submitting thread; a child keeps the thread's signal
         # mask across exec, so it starts with SIGINT blocked until _init_process ignores it
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
