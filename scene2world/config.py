@@ -39,6 +39,8 @@ Msaa = Literal[1, 4]
 """Multisample anti-aliasing samples per pixel (NVIDIA: 4)."""
 LineCaps = Literal["culled", "all"]
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+ArchiveKind = Literal["zip", "tar.gz"]
+"""Archive formats of a run folder (``package.archive`` adds ``none``)."""
 Engine = Literal["preview", "cosmos"]
 Backend = Literal["auto", "gloo", "nccl"]
 """torch.distributed backend; ``auto`` = NCCL on GPU, gloo on CPU."""
@@ -226,7 +228,7 @@ class InferConfig(_Model):
 class PackageConfig(_Model):
     """What the run folder contains."""
 
-    archive: Literal["none", "zip", "tar.gz"] = Field("zip", description="Also write the run folder as an archive.")
+    archive: Literal["none", ArchiveKind] = Field("zip", description="Also write the run folder as an archive.")
     contact_sheet: bool = Field(True, description="Write a PNG of all control views at the middle frame.")
     cosmos_layout: bool = Field(
         False, description="Also write Cosmos's post-training layout (control_input_hdmap_bbox/ftheta_camera_*/)."

@@ -13,13 +13,12 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Literal
 
 from scene2world.atomic import atomic_write_text, temporary_path
+from scene2world.config import ArchiveKind
 from scene2world.errors import PackageError
 from scene2world.manifest import sha256_file
 
-ArchiveKind = Literal["zip", "tar.gz"]
 STORED_SUFFIXES = frozenset({".mp4", ".png", ".jpg", ".jpeg", ".zip", ".gz", ".xz", ".bz2", ".parquet", ".tar"})
 """Zip stores these uncompressed (their content is compressed already)."""
 

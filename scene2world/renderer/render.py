@@ -35,11 +35,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 import numpy as np
 
-from scene2world.config import DEFAULT_CRF, DEFAULT_PRESET, VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, LineCaps, Look
+from scene2world.config import DEFAULT_CRF, DEFAULT_PRESET, VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, Device, LineCaps, Look
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
@@ -525,7 +525,7 @@ def render_clip(
     frames: tuple[int, int | None] | None = None,
     look: Look = "nvidia",
     msaa: int = 4,
-    device: Literal["auto", "cpu", "gpu"] = "auto",
+    device: Device = "auto",
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     png: bool = False,
@@ -608,7 +608,7 @@ def render_png_frame(
     frame: int,
     look: Look = "nvidia",
     msaa: int = 4,
-    device: Literal["auto", "cpu", "gpu"] = "auto",
+    device: Device = "auto",
     *,
     line_caps: LineCaps = "culled",
     frame_builder: FrameBuilder | None = None,
