@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ import torch.distributed as dist
 import yaml
 
 import scene2world
-from scene2world.atomic import atomic_write_text
+from scene2world.atomic import atomic_write_text, temporary_path
 from scene2world.config import DEFAULT_CRF, Backend, X264Preset
 from scene2world.errors import InferenceError, Scene2WorldError
 from scene2world.inference import heartbeat
@@ -209,12 +209,12 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
     h, w = MODEL_SIZE_PX
     sources = {key: view_frames(plan, key) for key in mine}
     writers: dict[str, VideoWriter] = {}
-    parts_dir: tempfile.TemporaryDirectory[str] | None = None
+    parts_dir: Path | None = None
     try:
         if ctx.is_main:
             if plan.save_combined_views:
-                parts_dir = tempfile.TemporaryDirectory(prefix=f".{sample.name}.", dir=out_dir)
-                folder = Path(parts_dir.name)
+                parts_dir = folder = temporary_path(out_dir / sample.name, "parts")  # the views, joined at the end
+                folder.mkdir()
                 writers = {v: _video_writer(folder / f"{v}.mp4", (w, h), plan.fps) for v in plan.views}
             else:
                 writers = {v: _video_writer(out_dir / f"{sample.name}_{v}.mp4", (w, h), plan.fps) for v in plan.views}
@@ -251,7 +251,7 @@ def run_sample(sample: MultiviewInferenceArguments, plan: SamplePlan, out_dir: P
         for gen in sources.values():
             gen.close()
         if parts_dir is not None:
-            parts_dir.cleanup()
+            shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 def _video_writer(path: Path, size_wh: tuple[int, int], fps: int) -> VideoWriter:
