@@ -1,7 +1,8 @@
 """Print the sha256 of every file the preview engine writes for a fixed input (a world of one, no torchrun).
 
 Run before and after a change to the preview worker or the video writer: identical lines mean
-identical outputs (the mp4 bytes included). Usage: python scripts/preview_output_digest.py WORKDIR
+identical outputs (the mp4 bytes included). The sidecar JSON holds the control paths, so use the same
+WORKDIR both times. Usage (from the repository root): PYTHONPATH=. python scripts/preview_output_digest.py WORKDIR
 """
 
 from __future__ import annotations
