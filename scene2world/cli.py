@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--line-caps", choices=get_args(LineCaps), help="culled (default, fast) or all: NVIDIA's triangles exactly"
     )
     p.add_argument("--device", choices=get_args(Device))
-    p.add_argument("--preset", choices=get_args(X264Preset), help=f"libx264 preset (default {DEFAULT_PRESET})")
+    p.add_argument(
+        "--preset", choices=get_args(X264Preset), metavar="PRESET", help=f"libx264 preset (default {DEFAULT_PRESET})"
+    )
     p.add_argument("--workers", type=int, help="render processes (0 = one per core)")
     p.add_argument("--png", action="store_true", help="lossless PNG frames instead of mp4")
     p.set_defaults(func=cmd_render)
