@@ -9,10 +9,6 @@ import pytest
 import yaml
 
 from scene2world.config import RenderConfig
-from scene2world.errors import ConfigError
-from scene2world.flows.checkout import enter_checkout
-from scene2world.flows.params import resolve_config
-from scene2world.flows.serving import read_deployments
 from scene2world.contracts import (
     DownloadData,
     DownloadedClip,
@@ -22,6 +18,10 @@ from scene2world.contracts import (
     RenderedClip,
     dump,
 )
+from scene2world.errors import ConfigError
+from scene2world.flows.checkout import enter_checkout
+from scene2world.flows.params import resolve_config
+from scene2world.flows.serving import read_deployments
 from scene2world.manifest import FileRecord, Manifest
 from scene2world.regeneration import diff
 from scene2world.regeneration.state import Generation, read_generation, state_path, write_generation
