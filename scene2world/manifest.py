@@ -222,7 +222,8 @@ def payload(manifest: Manifest, model: type[P]) -> P:
     if manifest.step != model.STEP:
         raise CacheError(f"{where}: a `{manifest.step}` manifest where a `{model.STEP}` one is needed")
     try:
-        return model.model_validate(manifest.data)
+        # strict, from the JSON text: a value of another JSON type ("2" for 2) is refused, not converted
+        return model.model_validate_json(json.dumps(manifest.data), strict=True)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in ("data", *first["loc"]))

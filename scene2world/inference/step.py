@@ -265,9 +265,9 @@ def _store_sample(data_root: Path, key: str, request: SampleRequest, outputs: An
             cache.link_or_copy(tmp / CONTROLS_DIR / rel, st / CONTROLS_DIR / rel)
         out = st / OUTPUT_DIR
         out.mkdir()
-        dump = json.loads(Path(outputs.json).read_text(encoding="utf-8"))
+        sample_dump = json.loads(Path(outputs.json).read_text(encoding="utf-8"))
         write_sidecar(
-            rebase_paths(dump, old_dir=Path(outputs.json).parent, old_root=tmp, new_root=st, new_dir=out),
+            rebase_paths(sample_dump, old_dir=Path(outputs.json).parent, old_root=tmp, new_root=st, new_dir=out),
             out / Path(outputs.json).name,
         )
 

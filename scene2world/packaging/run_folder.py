@@ -153,7 +153,8 @@ def package_run(
     ``log_files``: extra log files copied into ``logs/``. ``link``: hard-link upstream files when possible.
 
     Raises PackageError for a missing, altered or malformed upstream output (``CacheError`` when a manifest
-    is unreadable or ``run_dir`` is a non-empty folder that is not a scene2world output).
+    is unreadable, its ``data`` does not fit its step's contract (:mod:`scene2world.contracts`), or ``run_dir``
+    is a non-empty folder that is not a scene2world output).
     """
     t0 = time.perf_counter()
     info = dict(info or {})

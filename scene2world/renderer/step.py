@@ -54,11 +54,8 @@ class RenderInput:
     content: str
     upstream: Manifest | None
     upstream_dir: Path | None
-
-    @property
-    def origin(self) -> str | None:
-        """The dataset source the clips were downloaded from (None for a plain folder)."""
-        return payload(self.upstream, DownloadData).source if self.upstream else None
+    origin: str | None = None
+    """The dataset source the clips were downloaded from (None for a plain folder)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def resolve_input(path: Path) -> RenderInput:
             raise RenderError(f"{folder / MANIFEST_NAME}: a `{up.step}` manifest; render takes a download manifest")
         data = payload(up, DownloadData)
         clips = [ClipRef(c.clip_id, c.format, folder / c.path) for c in data.clips]  # type: ignore[arg-type]
-        return RenderInput(clips, up.digest(), up, folder)
+        return RenderInput(clips, up.digest(), up, folder, origin=data.source)
     if not path.is_dir():
         raise RenderError(f"{path}: not a folder of clips or a download manifest")
     clips = discover_clips(path)
