@@ -15,15 +15,15 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from scene2world.atomic import atomic_write_text
+from scene2world.contracts import Payload, StepName
 from scene2world.errors import CacheError
 
 MANIFEST_NAME = "manifest.json"
-StepName = Literal["download", "render", "infer", "package"]
 _CHUNK = 1 << 20
 
 
@@ -49,9 +49,11 @@ class UpstreamRef(BaseModel):
 
 
 class Manifest(BaseModel):
-    """What a step produced. ``data`` holds the step's own structured results (clips, videos...)."""
+    """What a step produced. ``data`` holds the step's own structured results (clips, videos...): the
+    JSON of the step's model in :mod:`scene2world.contracts`, read with :func:`payload`."""
 
     model_config = ConfigDict(extra="forbid")
+    _path: Path | None = PrivateAttr(None)
 
     schema_version: int = 1
     step: StepName
@@ -79,6 +81,17 @@ class Manifest(BaseModel):
             "data": _without_run_facts(self.data),
         }
         return sha256_json(payload)
+
+    @property
+    def path(self) -> Path | None:
+        """The file this manifest was read from (:func:`read_manifest`); None for one built in memory."""
+        return self._path
+
+    def __eq__(self, other: object) -> bool:
+        """Same content, wherever each was read from."""
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
 
     def file(self, rel_path: str) -> FileRecord:
         """The record of ``rel_path``; CacheError if the manifest does not list it."""
@@ -169,13 +182,46 @@ def read_manifest(path: Path) -> Manifest:
     if path.is_dir():
         path = path / MANIFEST_NAME
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise CacheError(f"{path}: no manifest here; pass a folder or manifest.json written by scene2world") from e
     except (ValidationError, ValueError) as e:
         first = e.errors()[0] if isinstance(e, ValidationError) else {"loc": (), "msg": str(e)}
         loc = ".".join(str(x) for x in first["loc"]) or "(document)"
         raise CacheError(f"{path}: not a valid scene2world manifest at `{loc}`: {first['msg']}") from e
+    manifest._path = path.absolute()
+    return manifest
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def payload(manifest: Manifest, model: type[P]) -> P:
+    """The ``data`` of ``manifest`` as ``model``, the payload of the step that wrote it
+    (:mod:`scene2world.contracts`).
+
+    CacheError, one line naming the manifest file and the field, when the manifest was written by
+    another step or its ``data`` does not fit the model (edited by hand, or damaged).
+    """
+    where = manifest.path or f"the {manifest.step} step's {MANIFEST_NAME}"
+    if manifest.step != model.STEP:
+        raise CacheError(f"{where}: a `{manifest.step}` manifest where a `{model.STEP}` one is needed")
+    try:
+        # strict, from the JSON text: a value of another JSON type ("2" for 2) is refused, not converted
+        return model.model_validate_json(json.dumps(manifest.data), strict=True)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(x) for x in ("data", *first["loc"]))
+        found = "" if first["type"] == "missing" else f" (found {_short(first['input'])})"
+        raise CacheError(
+            f"{where}: `{loc}`: {first['msg']}{found}; this {model.STEP} output was edited or damaged: "
+            f"delete its folder and run the {model.STEP} step again"
+        ) from e
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def verify_files(folder: Path, manifest: Manifest, *, check_hash: bool = True) -> list[str]:

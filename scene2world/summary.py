@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scene2world.manifest import Manifest
+from scene2world.contracts import InferData, RenderData
+from scene2world.manifest import Manifest, payload
 
 THUMBNAIL_WIDTH_PX = 960
 """Width of the contact sheet's inline copy (the full PNG stays in the run folder)."""
@@ -22,20 +23,20 @@ def clip_rows(render: Manifest, infer: Manifest | None, *, render_hit: bool, inf
 
     A step that was a cache hit as a whole reused everything it lists.
     """
-    samples: dict[str, Any] = dict(infer.data.get("samples", {})) if infer is not None else {}
+    samples = payload(infer, InferData).samples if infer is not None else {}
     rows = []
-    for clip_id, clip in sorted(render.data.get("clips", {}).items()):
-        cameras = list(clip.get("cameras", {}))
-        rendered = [] if render_hit else list(clip.get("rendered", cameras))
-        mine = [s for s in samples.values() if isinstance(s, dict) and s.get("clip_id") == clip_id]
-        reused_samples = len(mine) if infer_hit else sum(1 for s in mine if s.get("reused"))
+    for clip_id, clip in sorted(payload(render, RenderData).clips.items()):
+        cameras = list(clip.cameras)
+        rendered = [] if render_hit else (cameras if clip.rendered is None else clip.rendered)
+        mine = [s for s in samples.values() if s.clip_id == clip_id]
+        reused_samples = len(mine) if infer_hit else sum(1 for s in mine if s.reused)
         rows.append(
             {
                 "clip": clip_id,
                 "cameras": len(cameras),
                 "rendered": len(rendered),
                 "reused": len(cameras) - len(rendered),
-                "frames": clip.get("num_frames"),
+                "frames": clip.num_frames,
                 "samples": len(mine),
                 "inferred": len(mine) - reused_samples,
                 "samples_reused": reused_samples,

@@ -11,7 +11,8 @@ supervisor closes that gap (docs/processes.md, "torchrun under a supervisor"):
   whose agent died, an encoder whose rank died) is re-parented to it instead of to init, so all
   that the command started can always be found by walking ``/proc`` down from it;
 * it runs the command as its child and relays SIGTERM/SIGINT to it; ``grace_s`` seconds after a
-  stop (``PARENT_LOST_GRACE_S`` when the stop is its parent's death) it SIGKILLs every descendant;
+  stop (``PARENT_LOST_GRACE_S`` when the stop is its parent's death) it SIGKILLs every descendant,
+  and the command alone sooner, once it has outlived all it started by ``COMMAND_ALONE_S``;
 * when the command ends, whatever it left behind is SIGKILLed, and the supervisor exits with the
   command's status (the same signal when the command was killed by one).
 
@@ -36,6 +37,11 @@ PR_SET_CHILD_SUBREAPER = 36
 
 PARENT_LOST_GRACE_S = 3.0
 """Seconds the command gets to stop by itself once the process that started the supervisor died."""
+
+COMMAND_ALONE_S = 2.0
+"""Seconds the command may outlive everything it started, once stopping, before it is SIGKILLed:
+torchrun's agent has nothing left to stop then, and under load it was seen to hang in its own
+shutdown for more than 20 s (docs/processes.md)."""
 
 _POLL_S = 0.05
 
@@ -118,11 +124,18 @@ class _Supervisor:
         if self.deadline is not None:  # stopped while it was being started
             os.kill(self.child, signal.SIGTERM)
         status: int | None = None
+        alone_since: float | None = None
         while status is None:
             time.sleep(_POLL_S)
             status = self.reap()
-            if status is None and self.deadline is not None and time.monotonic() >= self.deadline:
-                _kill_all(me)
+            if status is None and self.deadline is not None:
+                now = time.monotonic()
+                if descendants(me) == [self.child]:
+                    alone_since = now if alone_since is None else alone_since
+                else:
+                    alone_since = None
+                if now >= self.deadline or (alone_since is not None and now - alone_since >= COMMAND_ALONE_S):
+                    _kill_all(me)
         _kill_all(me)  # whatever the command left behind
         self.reap()
         return status

@@ -29,7 +29,9 @@ if [[ "${1:-}" == "fetch" ]]; then
     pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   # imageio-ffmpeg's Python code without its 170 MB ffmpeg binary (the wheel is 68 MB, more
   # than a device call may carry); it uses IMAGEIO_FFMPEG_EXE or an ffmpeg on PATH there
-  site=$(python3 -c 'import imageio_ffmpeg, os; print(os.path.dirname(imageio_ffmpeg.__file__))')
+  # the interpreter that has imageio-ffmpeg: the project virtualenv when there is one
+  local_py=python3; [[ -x .venv/bin/python ]] && local_py=.venv/bin/python
+  site=$("$local_py" -c 'import imageio_ffmpeg, os; print(os.path.dirname(imageio_ffmpeg.__file__))')
   rm -rf "$GPU_DIR/site/imageio_ffmpeg" && cp -r "$site" "$GPU_DIR/site/"
   rm -rf "$GPU_DIR/site/imageio_ffmpeg/binaries/ffmpeg-"* "$GPU_DIR/site/imageio_ffmpeg/__pycache__"
   du -sh "$GPU_DIR"

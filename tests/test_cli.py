@@ -101,7 +101,16 @@ def test_infer_on_a_download_manifest_is_a_user_error(tmp_path, capsys):
 def test_verify_reports_a_tampered_folder(tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(EXAMPLE, run / "controls")  # real files under a package-step manifest
-    write_manifest(run, Manifest(step="package", step_version="1", cache_key="k" * 20, files=record_tree(run)))
+    from scene2world.contracts import InputRef, PackageData, PackageInputs, dump
+
+    data = PackageData(
+        name="run", source=None, config=None, info={}, versions={},
+        inputs=PackageInputs(render=InputRef(cache_key="r", digest="d", manifest_path="/r"), infer=None),
+        clips={}, samples={}, spec=[], logs=[], contact_sheet=None, cosmos_layout=None, archive=None,
+    )  # fmt: skip
+    write_manifest(
+        run, Manifest(step="package", step_version="1", cache_key="k" * 20, files=record_tree(run), data=dump(data))
+    )
     assert main(["verify", str(run)]) == 0
     capsys.readouterr()
     victim = sorted((run / "controls").rglob("*.parquet"))[0]

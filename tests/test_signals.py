@@ -143,7 +143,12 @@ def _in_phase(phase: str, root: Path, world: dict[str, object]) -> Callable[[Pro
             any((root / "data" / "render-cameras").glob(".*.staging-*"))
             or any((root / "data" / "render").glob(".*.staging-*"))
         )
-    return lambda tree: sum(b"preview_worker" in c for c in _cmdlines(tree)) >= 3  # torchrun + 2 ranks
+    return lambda tree: sum(_is_rank(c) for c in _cmdlines(tree)) >= 2
+
+
+def _is_rank(cmdline: bytes) -> bool:
+    """A preview-worker rank (not the supervisor or torchrun's agent, whose argv name it too)."""
+    return b"preview_worker" in cmdline and b"torch.distributed.run" not in cmdline
 
 
 def _flow_state(home: Path) -> str:

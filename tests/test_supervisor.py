@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scene2world.supervisor import PARENT_LOST_GRACE_S, supervised_argv
+from scene2world.supervisor import COMMAND_ALONE_S, PARENT_LOST_GRACE_S, supervised_argv
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,6 +85,27 @@ def test_a_stop_reaches_the_command_and_what_ignores_it_is_killed_after_the_grac
         assert proc.wait(timeout=20) == 1  # the command's own exit status
         assert (tmp_path / "pids.term").read_text() == str(int(signal.SIGTERM))
         _gone_within([command, rank], 5)  # the rank did not get the signal: the grace ran out for it
+    finally:
+        proc.kill()
+
+
+def test_a_command_that_outlives_all_it_started_after_a_stop_is_killed_before_the_grace(tmp_path):
+    # torchrun's agent once hung in its own shutdown after its ranks were gone: not for the whole grace
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open(sys.argv[1], 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    started = tmp_path / "started"
+    proc = subprocess.Popen(supervised_argv([sys.executable, "-c", code, str(started)], grace_s=40))
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=COMMAND_ALONE_S + 8) == -signal.SIGKILL
     finally:
         proc.kill()
 

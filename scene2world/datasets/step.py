@@ -14,13 +14,18 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scene2world import cache
+from scene2world import cache, digest
 from scene2world.config import DownloadConfig
-from scene2world.datasets import digest, extract, fetch, sources
+from scene2world.contracts import DownloadData, DownloadedClip, dump
+from scene2world.datasets import extract, fetch, sources
 from scene2world.errors import DatasetError
 from scene2world.manifest import Manifest, record_tree, sha256_file, write_manifest
 from scene2world.scene.prompts import find_clip_text
+
+if TYPE_CHECKING:  # the scene loaders are imported when a clip is read, not by a cached run
+    from scene2world.scene.discover import ClipRef
 
 STEP = "download"
 STEP_VERSION = "1"
@@ -133,21 +138,15 @@ def run_download(
             files=record_tree(tmp),
             settings={"source": cfg.source, "sha256": cfg.sha256, "clip_ids": cfg.clip_ids},
             timings_s=timings,
-            data={
-                "source": resolved,
-                "source_kind": src.kind,
-                "content_sha256": content,
-                "not_modified": not_modified,
-                "clips": [
-                    {
-                        "clip_id": c.clip_id,
-                        "format": c.format,
-                        "path": Path(c.path).relative_to(tmp).as_posix(),
-                        **_clip_text(c.path, c.clip_id),
-                    }
-                    for c in sorted(clips, key=lambda c: c.clip_id)
-                ],
-            },
+            data=dump(
+                DownloadData(
+                    source=resolved,
+                    source_kind=src.kind,
+                    content_sha256=content,
+                    not_modified=not_modified,
+                    clips=[_clip_entry(c, tmp) for c in sorted(clips, key=lambda c: c.clip_id)],
+                )
+            ),
         )
         write_manifest(tmp, manifest)
         published = cache.publish(tmp, out_dir, key)
@@ -155,10 +154,16 @@ def run_download(
     return cache.StepResult(published, out_dir, cache_hit=False)
 
 
-def _clip_text(folder: Path, clip_id: str) -> dict[str, object]:
-    """The caption and prompt variants the dataset carries for a clip (``scene.prompts``), for the manifest."""
-    text = find_clip_text(folder, clip_id)
-    return {"caption": text.caption, "prompts": text.variants or None}
+def _clip_entry(clip: ClipRef, root: Path) -> DownloadedClip:
+    """A clip's manifest entry, with the caption and prompt variants the dataset carries for it (``scene.prompts``)."""
+    text = find_clip_text(clip.path, clip.clip_id)
+    return DownloadedClip(
+        clip_id=clip.clip_id,
+        format=clip.format,
+        path=Path(clip.path).relative_to(root).as_posix(),
+        caption=text.caption,
+        prompts=text.variants or None,
+    )
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

@@ -33,13 +33,13 @@ from scene2world.summary import clip_rows, run_summary
 from scene2world.tasks.caching import call_step, output_is_valid
 from scene2world.tasks.run_logs import send_to_prefect
 from scene2world.tasks.steps import (
-    download_key,
+    download_target,
     download_task,
-    infer_key,
+    infer_target,
     infer_task,
-    package_key,
+    package_target,
     package_task,
-    render_key,
+    render_target,
     render_task,
 )
 
@@ -106,17 +106,19 @@ def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
     states = {}
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    states["download"] = call_step(download_task, download_key, cfg=cfg.download, datasets=cfg.datasets, data_root=root)
+    states["download"] = call_step(
+        download_task, download_target, cfg=cfg.download, datasets=cfg.datasets, data_root=root
+    )
     d = states["download"].result()
     seconds["download"], t = time.perf_counter() - t, time.perf_counter()
     states["render"] = _render(cfg.render, d, root)
     r = states["render"].result()
     seconds["render"], t = time.perf_counter() - t, time.perf_counter()
-    states["infer"] = call_step(infer_task, infer_key, cfg=cfg.infer, render=r, data_root=root)
+    states["infer"] = call_step(infer_task, infer_target, cfg=cfg.infer, render=r, data_root=root)
     i = states["infer"].result()
     seconds["infer"], t = time.perf_counter() - t, time.perf_counter()
     states["package"] = call_step(
-        package_task, package_key, cfg=cfg.package, render=r, infer=i, runs_dir=runs, name=cfg.name, info=info
+        package_task, package_target, cfg=cfg.package, render=r, infer=i, runs_dir=runs, name=cfg.name, info=info
     )
     p = states["package"].result()
     seconds["package"] = time.perf_counter() - t
@@ -142,7 +144,7 @@ def _render(cfg: RenderConfig, download: dict[str, Any], root: Path) -> Any:
     """The render step: a cache hit as a whole, or the clips x cameras mapped on the configured
     task runner (:mod:`scene2world.flows.render_map`) and then assembled into the step folder."""
     inputs = {"cfg": cfg, "download": download, "data_root": root}
-    if output_is_valid(render_key, inputs):
+    if output_is_valid(render_target, inputs):
         return render_task(**inputs, return_state=True)
     mapped = render_clips.with_options(task_runner=task_runner_for(cfg))(cfg, download, root)
     return render_task.with_options(refresh_cache=True)(**inputs, cameras=mapped, return_state=True)

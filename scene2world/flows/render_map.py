@@ -25,7 +25,7 @@ from scene2world.errors import ConfigError, RenderError
 from scene2world.renderer import step as render_step
 from scene2world.tasks.caching import output_is_valid
 from scene2world.tasks.progress import RenderProgressArtifact
-from scene2world.tasks.steps import camera_task_key, render_camera_task, render_plan_task
+from scene2world.tasks.steps import camera_target, render_camera_task, render_plan_task
 
 WAIT_S = 1.0
 """How often the flow wakes to update the progress artifact while cameras render."""
@@ -111,7 +111,7 @@ def render_clips(cfg: RenderConfig, download: dict[str, Any], data_root: Path) -
             for cam in plan.cameras:
                 inputs: dict[str, Any] = {"cfg": cfg, "plan": plan.to_dict(), "camera": cam, "data_root": data_root}
                 # None (not False) keeps PREFECT_TASKS_REFRESH_CACHE working; True when the output is gone
-                refresh: Any = None if output_is_valid(camera_task_key, inputs) else True
+                refresh: Any = None if output_is_valid(camera_target, inputs) else True
                 task = render_camera_task.with_options(
                     task_run_name=f"render-{plan.clip_id}-{cam}", refresh_cache=refresh
                 )

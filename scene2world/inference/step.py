@@ -9,7 +9,8 @@ Layout of the step's output folder (every spec file in it loads unchanged in NVI
     outputs/<sample>_<view>.mp4, <sample>_grid.mp4 or <sample>.mp4
     logs/                                 torchrun and rank logs of this run's launch (if one ran)
 
-A failed launch publishes nothing; its files and logs are moved to ``<data_root>/infer-failed/``.
+A failed launch publishes nothing; its logs are kept like those of any failed step, in
+``<data_root>/failed/infer-<time>-<id>/launch/`` (``cache.keep_logs``), and the error names the folder.
 
 Each sample (``<clip>.<variant>.<seed>``, :mod:`.samples`) has its own key and its own cache folder
 ``<data_root>/infer-samples/<key>/`` with the same ``controls/`` + ``outputs/`` layout. A run looks
@@ -25,16 +26,32 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from scene2world import cache
 from scene2world.config import InferConfig
+from scene2world.contracts import (
+    DownloadData,
+    InferData,
+    InferredSample,
+    RenderData,
+    SampleCacheData,
+    SampleFiles,
+    dump,
+)
 from scene2world.errors import InferenceError
 from scene2world.inference.samples import SampleRequest, build_requests, sample_key
-from scene2world.manifest import MANIFEST_NAME, Manifest, UpstreamRef, read_manifest, record_tree, write_manifest
+from scene2world.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    UpstreamRef,
+    payload,
+    read_manifest,
+    record_tree,
+    write_manifest,
+)
 
 STEP = "infer"
 STEP_VERSION = "2"
@@ -43,9 +60,10 @@ OUTPUT_DIR = "outputs"
 CONTROLS_DIR = "controls"
 LOGS_DIR = "logs"
 SAMPLE_CACHE = "infer-samples"
-FAILED_DIR = "infer-failed"
-"""Under the data root: the files and logs of failed launches (never read back as outputs)."""
 LAUNCH_DIR = ".launch"
+FAILED_LAUNCH = "launch"
+"""Inside the staging folder: where a failed launch's files are moved, so that ``cache.staging``
+keeps its logs in the data root's ``failed/`` folder (the launch's own staging name is hidden)."""
 LAUNCH_SPEC = ".launch.jsonl"
 
 log = logging.getLogger(__name__)
@@ -75,18 +93,15 @@ def dataset_text(render: Manifest) -> dict[str, dict[str, Any]]:
     ref = render.upstream
     if ref is None or ref.step != "download" or not Path(ref.manifest_path).is_file():
         return {}
-    download = read_manifest(Path(ref.manifest_path))
-    return {
-        c["clip_id"]: {"caption": c.get("caption"), "prompts": c.get("prompts")}
-        for c in download.data.get("clips", [])
-        if isinstance(c, dict) and "clip_id" in c
-    }
+    download = payload(read_manifest(Path(ref.manifest_path)), DownloadData)
+    return {c.clip_id: {"caption": c.caption, "prompts": c.prompts} for c in download.clips}
 
 
 def sample_requests(cfg: InferConfig, render: Manifest) -> list[SampleRequest]:
     """Every sample the render output and the settings call for (:func:`.samples.build_requests`)."""
     shas = {rec.path: rec.sha256 for rec in render.files}
-    return build_requests(cfg, render.data["clips"], shas, dataset_text(render))
+    clips = {clip_id: clip.model_dump() for clip_id, clip in payload(render, RenderData).clips.items()}
+    return build_requests(cfg, clips, shas, dataset_text(render))
 
 
 def _step_key(cfg: InferConfig, requests: list[SampleRequest]) -> str:
@@ -150,7 +165,7 @@ def run_infer(
         spec_path = write_spec(list(dicts.values()), spec_dir / ("spec.json" if len(dicts) == 1 else "spec.jsonl"))
         if todo:
             warnings = _launch(cfg, todo, dicts, keys, entries, tmp, data_root, log_line)
-        samples: dict[str, Any] = {}
+        samples: dict[str, InferredSample] = {}
         for r in requests:
             entry = entries[r.name]
             assert entry is not None
@@ -158,13 +173,13 @@ def run_infer(
             for rec in entry.files:
                 if rec.path.startswith(f"{OUTPUT_DIR}/"):
                     cache.link_or_copy(folder / rec.path, tmp / rec.path)
-            samples[r.name] = {
+            samples[r.name] = InferredSample(
                 **r.data(),
-                "reused": r not in todo,
-                "key": keys[r.name],
-                "spec": spec_path.relative_to(tmp).as_posix(),
-                **entry.data["files"],
-            }
+                reused=r not in todo,
+                key=keys[r.name],
+                spec=spec_path.relative_to(tmp).as_posix(),
+                **payload(entry, SampleCacheData).files.model_dump(),
+            )
         logs = sorted(p.relative_to(tmp).as_posix() for p in (tmp / LOGS_DIR).rglob("*") if p.is_file())
         manifest = Manifest(
             step=STEP,
@@ -179,14 +194,16 @@ def run_infer(
                 manifest_path=str(render_dir / MANIFEST_NAME),
             ),
             timings_s={"total": time.perf_counter() - t0},
-            data={
-                "engine": cfg.engine,
-                "nproc_per_node": cfg.nproc_per_node,
-                "spec": spec_path.relative_to(tmp).as_posix(),
-                "samples": samples,
-                "logs": logs,
-                "warnings": warnings,
-            },
+            data=dump(
+                InferData(
+                    engine=cfg.engine,
+                    nproc_per_node=cfg.nproc_per_node,
+                    spec=spec_path.relative_to(tmp).as_posix(),
+                    samples=samples,
+                    logs=logs,
+                    warnings=warnings,
+                )
+            ),
             stats={
                 "inferred_samples": len(todo),
                 "reused_samples": len(requests) - len(todo),
@@ -220,9 +237,8 @@ def _launch(
     from scene2world.inference.spec import write_spec
 
     launch_spec = write_spec([dicts[r.name] for r in todo], tmp / SPEC_DIR / LAUNCH_SPEC)
-    failed = data_root / FAILED_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     try:
-        result = run_inference(launch_spec, tmp / LAUNCH_DIR, cfg, log=log_line, keep_failed=failed)
+        result = run_inference(launch_spec, tmp / LAUNCH_DIR, cfg, log=log_line, keep_failed=tmp / FAILED_LAUNCH)
     finally:
         launch_spec.unlink(missing_ok=True)
     for r in todo:
@@ -249,30 +265,28 @@ def _store_sample(data_root: Path, key: str, request: SampleRequest, outputs: An
             cache.link_or_copy(tmp / CONTROLS_DIR / rel, st / CONTROLS_DIR / rel)
         out = st / OUTPUT_DIR
         out.mkdir()
-        dump = json.loads(Path(outputs.json).read_text(encoding="utf-8"))
+        sample_dump = json.loads(Path(outputs.json).read_text(encoding="utf-8"))
         write_sidecar(
-            rebase_paths(dump, old_dir=Path(outputs.json).parent, old_root=tmp, new_root=st, new_dir=out),
+            rebase_paths(sample_dump, old_dir=Path(outputs.json).parent, old_root=tmp, new_root=st, new_dir=out),
             out / Path(outputs.json).name,
         )
 
-        def move(path: Path | None) -> str | None:
-            if path is None:
-                return None
+        def move(path: Path) -> str:
             os.replace(path, out / path.name)
             return f"{OUTPUT_DIR}/{path.name}"
 
-        files = {
-            "json": f"{OUTPUT_DIR}/{Path(outputs.json).name}",
-            "outputs": {view: move(p) for view, p in outputs.views.items()},
-            "grid": move(outputs.grid),
-            "combined": move(outputs.combined),
-        }
+        files = SampleFiles(
+            json_=f"{OUTPUT_DIR}/{Path(outputs.json).name}",
+            outputs={view: move(p) for view, p in outputs.views.items()},
+            grid=move(outputs.grid) if outputs.grid is not None else None,
+            combined=move(outputs.combined) if outputs.combined is not None else None,
+        )
         manifest = Manifest(
             step=STEP,
             step_version=STEP_VERSION,
             cache_key=key,
             files=record_tree(st),
-            data={"name": request.name, **request.data(), "files": files},
+            data=dump(SampleCacheData(name=request.name, **request.data(), files=files)),
         )
         write_manifest(st, manifest)
         return cache.publish(st, target, key)
@@ -289,9 +303,26 @@ def infer_manifest(
     upstream: UpstreamRef | None = None,
 ) -> Manifest:
     """The infer manifest of a spec file run as is (``scene2world infer SPEC``), files under ``root``."""
-    samples = samples_data(result, root, spec_path)
-    for entry in samples.values():
-        entry.update(clip_id=None, variant=None, seed=None, reused=False, key=key)
+
+    def rel(path: Path | str) -> str:
+        return Path(path).relative_to(root).as_posix()
+
+    spec = rel(spec_path) if Path(spec_path).is_relative_to(root) else str(spec_path)
+    samples = {
+        name: InferredSample(
+            clip_id=None,
+            variant=None,
+            seed=None,
+            reused=False,
+            key=key,
+            spec=spec,
+            json_=rel(sample.json),
+            outputs={view: rel(p) for view, p in sample.views.items()},
+            grid=rel(sample.grid) if sample.grid is not None else None,
+            combined=rel(sample.combined) if sample.combined is not None else None,
+        )
+        for name, sample in result.samples.items()
+    }
     return Manifest(
         step=STEP,
         step_version=STEP_VERSION,
@@ -300,34 +331,15 @@ def infer_manifest(
         settings=settings_of(cfg),
         upstream=upstream,
         timings_s={"total": time.perf_counter() - started},
-        data={
-            "engine": cfg.engine,
-            "nproc_per_node": cfg.nproc_per_node,
-            "spec": Path(spec_path).relative_to(root).as_posix()
-            if Path(spec_path).is_relative_to(root)
-            else str(spec_path),
-            "samples": samples,
-            "logs": sorted(Path(p).relative_to(root).as_posix() for p in result.logs),
-            "warnings": list(result.warnings),
-        },
+        data=dump(
+            InferData(
+                engine=cfg.engine,
+                nproc_per_node=cfg.nproc_per_node,
+                spec=spec,
+                samples=samples,
+                logs=sorted(rel(p) for p in result.logs),
+                warnings=list(result.warnings),
+            )
+        ),
         stats={"inferred_samples": len(samples), "reused_samples": 0, "launches": 1},
     )
-
-
-def samples_data(result: Any, root: Path, spec_path: Path) -> dict[str, dict[str, Any]]:
-    """Per-sample outputs of an InferenceResult as paths relative to ``root`` (for the manifest)."""
-
-    def rel(path: Path | str | None) -> str | None:
-        return None if path is None else Path(path).relative_to(root).as_posix()
-
-    spec_rel = rel(spec_path) if Path(spec_path).is_relative_to(root) else str(spec_path)
-    return {
-        name: {
-            "spec": spec_rel,
-            "json": rel(sample.json),
-            "outputs": {view: rel(p) for view, p in sample.views.items()},
-            "grid": rel(sample.grid),
-            "combined": rel(sample.combined),
-        }
-        for name, sample in result.samples.items()
-    }

@@ -29,16 +29,30 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from scene2world import cache
 from scene2world.config import PackageConfig
+from scene2world.contracts import (
+    ArchiveInfo,
+    CosmosLayoutInfo,
+    InferData,
+    InferredSample,
+    InputRef,
+    PackageData,
+    PackagedClip,
+    PackagedSample,
+    PackageInputs,
+    RenderData,
+    dump,
+)
 from scene2world.errors import PackageError
 from scene2world.manifest import (
     MANIFEST_NAME,
     FileRecord,
     Manifest,
     UpstreamRef,
+    payload,
     read_manifest,
     record_files,
     write_manifest,
@@ -53,10 +67,9 @@ from scene2world.packaging.cosmos_layout import (
     write_cosmos_layout,
 )
 from scene2world.packaging.files import check_name, inside, place_file, record_checked
+from scene2world.packaging.step import STEP, STEP_VERSION, package_key
 from scene2world.packaging.versions import software_versions
 
-STEP: Literal["package"] = "package"
-STEP_VERSION = "1"
 CONTROLS_DIR = "controls"
 GENERATED_DIR = "generated"
 SPEC_DIR = "spec"
@@ -64,8 +77,29 @@ LOGS_DIR = "logs"
 COSMOS_DIR = "cosmos_layout"
 CONTACT_SHEET = "contact_sheet.png"
 _INFO_KEYS = ("name", "source", "config", "cache_key")
-_SAMPLE_META = ("variant", "variant_label", "seed", "prompt", "prompt_source", "reused", "key")
-"""Infer manifest sample fields copied into the run manifest."""
+_SAMPLE_META = frozenset({"variant", "variant_label", "seed", "prompt", "prompt_source", "reused", "key"})
+"""Infer manifest sample fields copied into the run manifest (those the infer manifest has)."""
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """An upstream step's output folder and its manifest, read once."""
+
+    folder: Path
+    manifest: Manifest
+
+
+def read_output(path: Path | StepOutput, step: str) -> StepOutput:
+    """The output of ``step`` at ``path`` (its folder or ``manifest.json``); PackageError for another step's.
+    An already read output is returned as it is."""
+    if isinstance(path, StepOutput):
+        return path
+    path = Path(path).absolute()
+    folder = path.parent if path.name == MANIFEST_NAME else path
+    manifest = read_manifest(folder)
+    if manifest.step != step:
+        raise PackageError(f"{folder / MANIFEST_NAME}: a `{manifest.step}` manifest where a `{step}` one is needed")
+    return StepOutput(folder, manifest)
 
 
 @dataclass
@@ -99,24 +133,9 @@ class _Build:
         return rel
 
 
-def package_key(
-    cfg: PackageConfig, render: Manifest, infer: Manifest | None, info: Mapping[str, Any] | None = None
-) -> str:
-    """Default cache key of a run folder: package settings, both upstream digests and ``info`` (minus cache_key)."""
-    extra = {k: v for k, v in (info or {}).items() if k != "cache_key"}
-    return cache.step_key(
-        STEP,
-        STEP_VERSION,
-        settings=cfg.model_dump(mode="json"),
-        render=render.digest(),
-        infer=infer.digest() if infer is not None else None,
-        info=extra,
-    )
-
-
 def package_run(
-    render_manifest_dir: Path,
-    infer_manifest_dir: Path | None,
+    render_manifest_dir: Path | StepOutput,
+    infer_manifest_dir: Path | StepOutput | None,
     run_dir: Path,
     cfg: PackageConfig,
     info: Mapping[str, Any] | None = None,
@@ -126,14 +145,16 @@ def package_run(
 ) -> Manifest:
     """Build ``run_dir`` from a render output and an infer output (None: controls only) and return its manifest.
 
-    ``render_manifest_dir``/``infer_manifest_dir``: the step output folders (or their ``manifest.json``).
+    ``render_manifest_dir``/``infer_manifest_dir``: the step output folders (or their ``manifest.json``, or
+    the outputs :func:`read_output` read).
     ``cfg``: what goes in (archive, contact sheet, Cosmos layout). ``info``: JSON-able run facts written to the
     manifest: ``name``, ``source`` (the dataset source), ``config`` (the pipeline config), ``cache_key`` (the
-    manifest's key; default :func:`package_key`), and anything else (kept under ``data.info``).
+    manifest's key; default :func:`.step.package_key`), and anything else (kept under ``data.info``).
     ``log_files``: extra log files copied into ``logs/``. ``link``: hard-link upstream files when possible.
 
     Raises PackageError for a missing, altered or malformed upstream output (``CacheError`` when a manifest
-    is unreadable or ``run_dir`` is a non-empty folder that is not a scene2world output).
+    is unreadable, its ``data`` does not fit its step's contract (:mod:`scene2world.contracts`), or ``run_dir``
+    is a non-empty folder that is not a scene2world output).
     """
     t0 = time.perf_counter()
     info = dict(info or {})
@@ -141,12 +162,21 @@ def package_run(
         json.dumps(info, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise PackageError(f"package info must be JSON-serialisable: {e}") from e
-    render_dir, render = _read(render_manifest_dir, "render")
-    infer_dir, infer = _read(infer_manifest_dir, "infer") if infer_manifest_dir is not None else (None, None)
+    render_out = read_output(render_manifest_dir, "render")
+    render_dir, render = render_out.folder, render_out.manifest
+    infer_dir: Path | None = None
+    infer: Manifest | None = None
+    if infer_manifest_dir is not None:
+        infer_out = read_output(infer_manifest_dir, "infer")
+        infer_dir, infer = infer_out.folder, infer_out.manifest
     clips = _clips(render, render_dir)
     samples = _samples(infer, infer_dir) if infer is not None and infer_dir is not None else {}
-    key = str(info.get("cache_key") or package_key(cfg, render, infer, info))
     run_dir = Path(run_dir).absolute()
+    name = str(info.get("name", run_dir.name))
+    key = str(
+        info.get("cache_key")
+        or package_key(cfg, name, render.digest(), infer.digest() if infer is not None else None, info)
+    )
     check_name(run_dir.name, "run folder name", str(run_dir))
 
     archive_kind: archive_mod.ArchiveKind | None = None if cfg.archive == "none" else cfg.archive
@@ -155,7 +185,7 @@ def package_run(
         with cache.staging(run_dir) as tmp:
             build = _Build(tmp, link)
             timings: dict[str, float] = {}
-            clips_data = _place_controls(build, clips, render, render_dir)
+            clips_data = _place_controls(build, clips, render)
             samples_data, specs = _place_generated(build, samples, infer, infer_dir)
             logs = _place_logs(build, infer, infer_dir, log_files)
             (tmp / LOGS_DIR).mkdir(exist_ok=True)
@@ -167,8 +197,8 @@ def package_run(
                 views = [
                     ClipViews(
                         clip_id,
-                        {cam: tmp / rel for cam, rel in c["controls"].items()},
-                        c["num_frames"],
+                        {cam: tmp / rel for cam, rel in c.controls.items()},
+                        c.num_frames,
                     )
                     for clip_id, c in clips_data.items()
                 ]
@@ -182,18 +212,18 @@ def package_run(
                 summary = write_cosmos_layout(
                     tmp / COSMOS_DIR,
                     {
-                        clip_id: ({cam: tmp / rel for cam, rel in c["controls"].items()}, int(c["num_frames"]))
+                        clip_id: ({cam: tmp / rel for cam, rel in c.controls.items()}, c.num_frames)
                         for clip_id, c in clips_data.items()
                     },
                     link=link,
                 )
-                layout = {
-                    "root": f"{COSMOS_DIR}/{LAYOUT_DIR}",
-                    "chunk_frames": TARGET_CHUNK_FRAME,
-                    "overlap_frames": OVERLAP_FRAME,
-                    "max_chunks": MAX_CHUNK,
-                    "clips": summary,
-                }
+                layout = CosmosLayoutInfo(
+                    root=f"{COSMOS_DIR}/{LAYOUT_DIR}",
+                    chunk_frames=TARGET_CHUNK_FRAME,
+                    overlap_frames=OVERLAP_FRAME,
+                    max_chunks=MAX_CHUNK,
+                    clips=summary,
+                )
                 timings["cosmos_layout"] = time.perf_counter() - t
 
             unrecorded = [
@@ -204,7 +234,9 @@ def package_run(
             records = [*build.records.values(), *record_files(tmp, unrecorded)]
             archive_info = None
             if archive_kind is not None:
-                archive_info = {"path": archive_mod.archive_path(run_dir, archive_kind).name, "format": archive_kind}
+                archive_info = ArchiveInfo(
+                    path=archive_mod.archive_path(run_dir, archive_kind).name, format=archive_kind
+                )
             timings["total"] = time.perf_counter() - t0
             manifest = Manifest(
                 step=STEP,
@@ -214,24 +246,26 @@ def package_run(
                 settings=cfg.model_dump(mode="json"),
                 upstream=_upstream(infer, infer_dir) if infer is not None else _upstream(render, render_dir),
                 timings_s=timings,
-                data={
-                    "name": info.get("name", run_dir.name),
-                    "source": info.get("source"),
-                    "config": info.get("config"),
-                    "info": {k: v for k, v in info.items() if k not in _INFO_KEYS},
-                    "versions": software_versions(),
-                    "inputs": {
-                        "render": _input_ref(render, render_dir),
-                        "infer": _input_ref(infer, infer_dir) if infer is not None else None,
-                    },
-                    "clips": clips_data,
-                    "samples": samples_data,
-                    "spec": specs,
-                    "logs": logs,
-                    "contact_sheet": sheet,
-                    "cosmos_layout": layout,
-                    "archive": archive_info,
-                },
+                data=dump(
+                    PackageData(
+                        name=name,
+                        source=info.get("source"),
+                        config=info.get("config"),
+                        info={k: v for k, v in info.items() if k not in _INFO_KEYS},
+                        versions=software_versions(),
+                        inputs=PackageInputs(
+                            render=_input_ref(render, render_dir),
+                            infer=_input_ref(infer, infer_dir) if infer is not None else None,
+                        ),
+                        clips=clips_data,
+                        samples=samples_data,
+                        spec=specs,
+                        logs=logs,
+                        contact_sheet=sheet,
+                        cosmos_layout=layout,
+                        archive=archive_info,
+                    )
+                ),
             )
             write_manifest(tmp, manifest)
             if archive_kind is not None:
@@ -255,15 +289,6 @@ def package_run(
 # ------------------------------------------------------------------------------------------------ upstream inputs
 
 
-def _read(path: Path, step: str) -> tuple[Path, Manifest]:
-    path = Path(path).absolute()
-    folder = path.parent if path.name == MANIFEST_NAME else path
-    manifest = read_manifest(folder)
-    if manifest.step != step:
-        raise PackageError(f"{folder / MANIFEST_NAME}: a `{manifest.step}` manifest where a `{step}` one is needed")
-    return folder, manifest
-
-
 def _upstream(manifest: Manifest, folder: Path | None) -> UpstreamRef:
     assert folder is not None
     return UpstreamRef(
@@ -274,58 +299,61 @@ def _upstream(manifest: Manifest, folder: Path | None) -> UpstreamRef:
     )
 
 
-def _input_ref(manifest: Manifest, folder: Path | None) -> dict[str, Any]:
-    return {"cache_key": manifest.cache_key, "digest": manifest.digest(), "manifest_path": str(folder)}
+def _input_ref(manifest: Manifest, folder: Path | None) -> InputRef:
+    return InputRef(cache_key=manifest.cache_key, digest=manifest.digest(), manifest_path=str(folder))
 
 
-def _as_dict(value: Any, where: str, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise PackageError(f"{where}: `{what}` must be a mapping, got {type(value).__name__}")
-    return value
+Upstream = tuple[Path, str]
+"""A file of an upstream output: (its path, its path relative to the upstream manifest's folder)."""
 
 
-def _clips(render: Manifest, render_dir: Path) -> dict[str, tuple[dict[str, tuple[Path, str]], int | None]]:
-    """Map clip → ({camera: (source path, upstream rel path)}, num_frames), validated."""
+def _clips(render: Manifest, render_dir: Path) -> dict[str, tuple[dict[str, Upstream], int]]:
+    """Map clip → ({camera: upstream file}, num_frames), validated."""
     where = str(render_dir / MANIFEST_NAME)
-    clips = _as_dict(render.data.get("clips"), where, "data.clips")
+    clips = payload(render, RenderData).clips
     if not clips:
         raise PackageError(f"{where}: `data.clips` is empty; nothing to package")
     out = {}
     for clip_id, clip in sorted(clips.items()):
         check_name(clip_id, "clip id", where)
-        clip = _as_dict(clip, where, f"data.clips.{clip_id}")
-        cameras = _as_dict(clip.get("cameras"), where, f"data.clips.{clip_id}.cameras")
-        num_frames = clip.get("num_frames")
-        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 0):
-            raise PackageError(f"{where}: `data.clips.{clip_id}.num_frames` must be an int >= 0, got {num_frames!r}")
         paths = {}
-        for camera, rel in sorted(cameras.items()):
+        for camera, rel in sorted(clip.cameras.items()):
             check_name(camera, "camera name", where)
             paths[camera] = (inside(render_dir, rel, where), rel)
-        out[clip_id] = (paths, num_frames)
+        out[clip_id] = (paths, clip.num_frames)
     return out
 
 
-def _samples(infer: Manifest, infer_dir: Path) -> dict[str, dict[str, Any]]:
-    """Map sample → {"spec", "outputs", "grid", "combined", "clip_id"} with (source path, upstream rel) pairs."""
+@dataclass(frozen=True)
+class _SampleFiles:
+    """One infer sample and its files, each (path, upstream rel path), validated."""
+
+    sample: InferredSample
+    json: Upstream | None
+    spec: Upstream | None
+    outputs: dict[str, Upstream]
+    grid: Upstream | None
+    combined: Upstream | None
+
+
+def _samples(infer: Manifest, infer_dir: Path) -> dict[str, _SampleFiles]:
+    """Map sample name → its files in the infer output."""
     where = str(infer_dir / MANIFEST_NAME)
-    samples = _as_dict(infer.data.get("samples"), where, "data.samples")
+
+    def upstream(rel: str | None) -> Upstream | None:
+        return (inside(infer_dir, rel, where), rel) if rel else None
+
     out = {}
-    for name, sample in sorted(samples.items()):
+    for name, sample in sorted(payload(infer, InferData).samples.items()):
         check_name(name, "sample name", where)
-        sample = _as_dict(sample, where, f"data.samples.{name}")
-        outputs = _as_dict(sample.get("outputs") or {}, where, f"data.samples.{name}.outputs")
-        entry: dict[str, Any] = {
-            "clip_id": sample.get("clip_id"),
-            "meta": {k: sample.get(k) for k in _SAMPLE_META if k in sample},
-            "json": (inside(infer_dir, sample["json"], where), sample["json"]) if sample.get("json") else None,
-            "spec": (inside(infer_dir, sample["spec"], where), sample["spec"]) if sample.get("spec") else None,
-            "outputs": {view: (inside(infer_dir, rel, where), rel) for view, rel in sorted(outputs.items())},
-        }
-        for extra in ("grid", "combined"):
-            rel = sample.get(extra)
-            entry[extra] = (inside(infer_dir, rel, where), rel) if rel else None
-        out[name] = entry
+        out[name] = _SampleFiles(
+            sample,
+            json=upstream(sample.json_),
+            spec=upstream(sample.spec),
+            outputs={view: (inside(infer_dir, rel, where), rel) for view, rel in sorted(sample.outputs.items())},
+            grid=upstream(sample.grid),
+            combined=upstream(sample.combined),
+        )
     return out
 
 
@@ -333,9 +361,9 @@ def _samples(infer: Manifest, infer_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _place_controls(
-    build: _Build, clips: dict[str, tuple[dict[str, tuple[Path, str]], int | None]], render: Manifest, render_dir: Path
-) -> dict[str, dict[str, Any]]:
-    data: dict[str, dict[str, Any]] = {}
+    build: _Build, clips: dict[str, tuple[dict[str, Upstream], int]], render: Manifest
+) -> dict[str, PackagedClip]:
+    data: dict[str, PackagedClip] = {}
     for clip_id, (cameras, num_frames) in clips.items():
         controls = {}
         for camera, (src, rel) in cameras.items():
@@ -343,51 +371,40 @@ def _place_controls(
                 controls[camera] = build.place_tree(src, f"{CONTROLS_DIR}/{clip_id}/{camera}", render, rel)
             else:
                 controls[camera] = build.place(src, f"{CONTROLS_DIR}/{clip_id}/{clip_id}.{camera}.mp4", render, rel)
-        if num_frames is None:
-            num_frames = _frames_of(controls, build.root)
-        data[clip_id] = {"num_frames": num_frames, "controls": controls}
+        data[clip_id] = PackagedClip(num_frames=num_frames, controls=controls)
     return data
 
 
-def _frames_of(controls: dict[str, str], root: Path) -> int:
-    from scene2world.packaging.cosmos_layout import count_frames
-
-    for rel in controls.values():
-        path = root / rel
-        return len(list(path.glob("*.png"))) if path.is_dir() else count_frames(path)
-    return 0
-
-
 def _place_generated(
-    build: _Build, samples: dict[str, dict[str, Any]], infer: Manifest | None, infer_dir: Path | None
-) -> tuple[dict[str, Any], list[str]]:
-    data: dict[str, Any] = {}
+    build: _Build, samples: dict[str, _SampleFiles], infer: Manifest | None, infer_dir: Path | None
+) -> tuple[dict[str, PackagedSample], list[str]]:
+    data: dict[str, PackagedSample] = {}
     spec_by_source: dict[Path, str] = {}
     for name, sample in samples.items():
         spec_rel = None
-        if sample["spec"] is not None:
-            src, rel = sample["spec"]
+        if sample.spec is not None:
+            src, rel = sample.spec
             if src not in spec_by_source:
                 placed = build.place(src, build.free_name(SPEC_DIR, src.name), infer, rel)
                 spec_by_source[src] = _loadable_spec(build, placed, src, infer_dir)
             spec_rel = spec_by_source[src]
 
-        def gen(pair: tuple[Path, str], sample_name: str = name) -> str:
+        def gen(pair: Upstream, sample_name: str = name) -> str:
             src, rel = pair
             return build.place(src, f"{GENERATED_DIR}/{sample_name}/{src.name}", infer, rel)
 
-        dump = None
-        if sample["json"] is not None and infer_dir is not None:
-            dump = _place_dump(build, sample["json"][0], f"{GENERATED_DIR}/{name}", infer_dir)
-        data[name] = {
-            "clip_id": sample["clip_id"],
-            **sample["meta"],
-            "spec": spec_rel,
-            "json": dump,
-            "outputs": {view: gen(pair) for view, pair in sample["outputs"].items()},
-            "grid": gen(sample["grid"]) if sample["grid"] else None,
-            "combined": gen(sample["combined"]) if sample["combined"] else None,
-        }
+        sample_dump = None
+        if sample.json is not None and infer_dir is not None:
+            sample_dump = _place_dump(build, sample.json[0], f"{GENERATED_DIR}/{name}", infer_dir)
+        data[name] = PackagedSample(
+            clip_id=sample.sample.clip_id,
+            **sample.sample.model_dump(include=set(_SAMPLE_META), exclude_unset=True),
+            spec=spec_rel,
+            json_=sample_dump,
+            outputs={view: gen(pair) for view, pair in sample.outputs.items()},
+            grid=gen(sample.grid) if sample.grid else None,
+            combined=gen(sample.combined) if sample.combined else None,
+        )
     return data, sorted(spec_by_source.values())
 
 
@@ -464,10 +481,7 @@ def _place_logs(build: _Build, infer: Manifest | None, infer_dir: Path | None, e
     placed = []
     if infer is not None and infer_dir is not None:
         where = str(infer_dir / MANIFEST_NAME)
-        logs = infer.data.get("logs") or []
-        if not isinstance(logs, list):
-            raise PackageError(f"{where}: `data.logs` must be a list of paths, got {type(logs).__name__}")
-        for rel in logs:
+        for rel in payload(infer, InferData).logs:
             src = inside(infer_dir, rel, where)
             placed.append(build.place(src, build.free_name(LOGS_DIR, src.name), infer, rel))
     for path in extra:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from scene2world import cache
 from scene2world.config import PackageConfig
-from scene2world.errors import PackageError
-from scene2world.manifest import MANIFEST_NAME, read_manifest
 
 STEP = "package"
 STEP_VERSION = "1"
@@ -18,13 +17,17 @@ STEP_VERSION = "1"
 log = logging.getLogger(__name__)
 
 
-def package_key(cfg: PackageConfig, name: str, render_digest: str, infer_digest: str, info: dict[str, Any]) -> str:
-    """The step key from the package settings, the run name, the source and both upstream digests.
+def package_key(
+    cfg: PackageConfig, name: str, render_digest: str, infer_digest: str | None, info: Mapping[str, Any]
+) -> str:
+    """The step key from the package settings, the run name, the source and both upstream digests
+    (``infer_digest`` None: a run folder of control videos only).
 
     The full config in ``info`` is recorded in the run manifest but not keyed: settings that do not
-    change any output (rank count, timeouts) must not make a new run folder.
+    change any output (rank count, timeouts) must not make a new run folder; nor is ``info``'s
+    ``cache_key`` (the key itself, when given).
     """
-    info = {k: v for k, v in info.items() if k != "config"}
+    info = {k: v for k, v in info.items() if k not in ("config", "cache_key")}
     return cache.step_key(
         STEP,
         STEP_VERSION,
@@ -52,25 +55,16 @@ def run_package(
     out_dir: Path | None = None,
 ) -> cache.StepResult:
     """Assemble the run folder from a render and an infer manifest."""
-    from scene2world.packaging.run_folder import package_run
+    from scene2world.packaging.run_folder import package_run, read_output
 
     t0 = time.perf_counter()
-    render_dir = _folder(render_manifest, "render")
-    infer_dir = _folder(infer_manifest, "infer")
-    key = package_key(cfg, name, read_manifest(render_dir).digest(), read_manifest(infer_dir).digest(), info)
+    render = read_output(render_manifest, "render")  # each manifest is read once
+    infer = read_output(infer_manifest, "infer")
+    key = package_key(cfg, name, render.manifest.digest(), infer.manifest.digest(), info)
     out_dir = Path(out_dir) if out_dir else run_dir_for(runs_dir, name, key)
     if (hit := cache.lookup(out_dir, key)) is not None:
         log.info("package: cache hit %s (%s)", key[:12], out_dir)
         return cache.StepResult(hit, out_dir, cache_hit=True)
-    manifest = package_run(render_dir, infer_dir, out_dir, cfg, {**info, "cache_key": key})
+    manifest = package_run(render, infer, out_dir, cfg, {**info, "cache_key": key})
     log.info("package: %s in %.1f s", out_dir, time.perf_counter() - t0)
     return cache.StepResult(manifest, out_dir, cache_hit=False)
-
-
-def _folder(path: Path, step: str) -> Path:
-    path = Path(path).absolute()
-    folder = path.parent if path.name == MANIFEST_NAME else path
-    manifest = read_manifest(folder)
-    if manifest.step != step:
-        raise PackageError(f"{folder / MANIFEST_NAME}: a `{manifest.step}` manifest where a `{step}` one is needed")
-    return folder

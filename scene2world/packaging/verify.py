@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scene2world.contracts import PackageData
 from scene2world.errors import CacheError
-from scene2world.manifest import MANIFEST_NAME, read_manifest, sha256_file, verify_files
+from scene2world.manifest import MANIFEST_NAME, payload, read_manifest, sha256_file, verify_files
 from scene2world.packaging.archive import checksum_path
 
 
@@ -24,17 +25,22 @@ def verify_run(run_dir: Path, *, check_hash: bool = True) -> list[str]:
     except CacheError as e:
         return [f"{MANIFEST_NAME}: {e}"]
     problems = []
+    archive = None
     if manifest.step != "package":
         problems.append(f"{MANIFEST_NAME}: written by the `{manifest.step}` step, not by `package`")
+    else:
+        try:
+            archive = payload(manifest, PackageData).archive
+        except CacheError as e:
+            problems.append(f"{MANIFEST_NAME}: {e}")
     problems.extend(verify_files(run_dir, manifest, check_hash=check_hash))
     listed = {rec.path for rec in manifest.files} | {MANIFEST_NAME}
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir).as_posix()
         if (path.is_file() or path.is_symlink()) and rel not in listed:
             problems.append(f"{rel}: not listed in {MANIFEST_NAME}")
-    archive = manifest.data.get("archive")
-    if isinstance(archive, dict) and archive.get("path"):
-        problems.extend(_verify_archive(run_dir.parent / Path(archive["path"]).name, check_hash=check_hash))
+    if archive is not None:
+        problems.extend(_verify_archive(run_dir.parent / Path(archive.path).name, check_hash=check_hash))
     return problems
 
 

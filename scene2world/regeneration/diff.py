@@ -6,7 +6,8 @@ Pure functions over manifests (no Prefect, no I/O besides what the caller passes
 from pathlib import PurePosixPath
 from typing import Any
 
-from scene2world.manifest import Manifest, sha256_json
+from scene2world.contracts import DownloadData, InferData, RenderData
+from scene2world.manifest import Manifest, payload, sha256_json
 from scene2world.regeneration.state import Generation
 
 
@@ -18,11 +19,11 @@ def clip_digests(download: Manifest) -> dict[str, str]:
     Files of other clips sharing the folder and unrelated files (a README) do not count.
     """
     out: dict[str, str] = {}
-    for clip in download.data.get("clips", []):
-        folder = PurePosixPath(clip["path"])
+    for clip in payload(download, DownloadData).clips:
+        folder = PurePosixPath(clip.path)
         below = [f for f in download.files if PurePosixPath(f.path).is_relative_to(folder)]
-        own = [f for f in below if PurePosixPath(f.path).name.startswith(f"{clip['clip_id']}.")] or below
-        out[clip["clip_id"]] = sha256_json(
+        own = [f for f in below if PurePosixPath(f.path).name.startswith(f"{clip.clip_id}.")] or below
+        out[clip.clip_id] = sha256_json(
             sorted((PurePosixPath(f.path).relative_to(folder).as_posix(), f.sha256) for f in own)
         )
     return out
@@ -40,14 +41,14 @@ def compare_clips(previous: dict[str, str], current: dict[str, str]) -> dict[str
 
 def camera_counts(render: Manifest, cache_hit: bool) -> dict[str, int]:
     """Camera videos rendered vs reused by this run (a cached render step reused them all)."""
-    clips = render.data.get("clips", {})
-    total = sum(len(c.get("cameras", {})) for c in clips.values())
+    clips = payload(render, RenderData).clips.values()
+    total = sum(len(c.cameras) for c in clips)
     if cache_hit:
         return {"rendered": 0, "reused": total}
-    if clips and all("rendered" in c and "reused" in c for c in clips.values()):
+    if clips and all(c.rendered is not None and c.reused is not None for c in clips):
         return {
-            "rendered": sum(len(c["rendered"]) for c in clips.values()),
-            "reused": sum(len(c["reused"]) for c in clips.values()),
+            "rendered": sum(len(c.rendered or ()) for c in clips),
+            "reused": sum(len(c.reused or ()) for c in clips),
         }
     rendered = int(render.stats.get("rendered_cameras", total))
     return {"rendered": rendered, "reused": int(render.stats.get("reused_cameras", total - rendered))}
@@ -55,20 +56,16 @@ def camera_counts(render: Manifest, cache_hit: bool) -> dict[str, int]:
 
 def sample_counts(infer: Manifest, cache_hit: bool) -> dict[str, int]:
     """Inference samples run vs reused by this run (per-sample ``reused`` flags when the manifest has them)."""
-    samples = infer.data.get("samples", {})
-    names = list(samples) if isinstance(samples, dict) else [s.get("name", str(i)) for i, s in enumerate(samples)]
+    samples = payload(infer, InferData).samples
     if cache_hit:
-        return {"inferred": 0, "reused": len(names)}
-    if isinstance(samples, dict) and samples and all("reused" in s for s in samples.values()):
-        reused = sum(1 for s in samples.values() if s["reused"])
-        return {"inferred": len(names) - reused, "reused": reused}
-    return {"inferred": len(names), "reused": 0}
+        return {"inferred": 0, "reused": len(samples)}
+    reused = sum(1 for s in samples.values() if s.reused)
+    return {"inferred": len(samples) - reused, "reused": reused}
 
 
 def sample_names(infer: Manifest) -> list[str]:
     """The infer manifest's sample names, sorted."""
-    samples = infer.data.get("samples", {})
-    return sorted(samples) if isinstance(samples, dict) else sorted(str(s.get("name")) for s in samples)
+    return sorted(payload(infer, InferData).samples)
 
 
 def build_report(

@@ -9,8 +9,9 @@ local folder or archive is hashed in place.
 from dataclasses import dataclass
 from pathlib import Path
 
+from scene2world import digest
 from scene2world.config import DownloadConfig
-from scene2world.datasets import digest, fetch, sources
+from scene2world.datasets import fetch, sources
 from scene2world.datasets.step import download_dir, resolve_source
 from scene2world.manifest import sha256_file
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from scene2world import cache
 from scene2world.config import RenderConfig
+from scene2world.contracts import DownloadData, RenderData, RenderedClip, dump
 from scene2world.errors import RenderError, SceneError
-from scene2world.manifest import Manifest, read_manifest, record_tree, write_manifest
+from scene2world.manifest import Manifest, payload, read_manifest, record_tree, write_manifest
 
 if TYPE_CHECKING:  # the scene loaders are imported when a clip is read, not by a cached run
     from scene2world.scene.discover import ClipRef
@@ -53,11 +54,8 @@ class RenderInput:
     content: str
     upstream: Manifest | None
     upstream_dir: Path | None
-
-    @property
-    def origin(self) -> str | None:
-        """The dataset source the clips were downloaded from (None for a plain folder)."""
-        return self.upstream.data.get("source") if self.upstream else None
+    origin: str | None = None
+    """The dataset source the clips were downloaded from (None for a plain folder)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class ClipPlan:
 
 def resolve_input(path: Path) -> RenderInput:
     """INPUT of the render step: a manifest (file or folder holding one) or a folder of clips."""
-    from scene2world.datasets.digest import tree_digest
+    from scene2world.digest import tree_digest
     from scene2world.manifest import MANIFEST_NAME
     from scene2world.scene.discover import ClipRef, discover_clips
 
@@ -104,8 +102,9 @@ def resolve_input(path: Path) -> RenderInput:
         up = read_manifest(folder)
         if up.step != "download":
             raise RenderError(f"{folder / MANIFEST_NAME}: a `{up.step}` manifest; render takes a download manifest")
-        clips = [ClipRef(c["clip_id"], c["format"], folder / c["path"]) for c in up.data["clips"]]
-        return RenderInput(clips, up.digest(), up, folder)
+        data = payload(up, DownloadData)
+        clips = [ClipRef(c.clip_id, c.format, folder / c.path) for c in data.clips]  # type: ignore[arg-type]
+        return RenderInput(clips, up.digest(), up, folder, origin=data.source)
     if not path.is_dir():
         raise RenderError(f"{path}: not a folder of clips or a download manifest")
     clips = discover_clips(path)
@@ -328,7 +327,7 @@ def assemble(
     out_dir = Path(out_dir) if out_dir else cache.store_dir(data_root, STEP, key)
     if (hit := cache.lookup(out_dir, key)) is not None:
         return cache.StepResult(hit, out_dir, cache_hit=True)
-    clips_data: dict[str, Any] = {}
+    clips_data: dict[str, RenderedClip] = {}
     n_rendered = n_reused = 0
     with cache.staging(out_dir) as tmp:
         for plan in plans:
@@ -349,14 +348,14 @@ def assemble(
             n_rendered += len(made)
             n_reused += len(kept)
             start, end = plan.frames
-            clips_data[plan.clip_id] = {
-                "cameras": cameras,
-                "num_frames": end - start,
-                "frames": [start, end],
-                "format": plan.format,
-                "rendered": made,
-                "reused": kept,
-            }
+            clips_data[plan.clip_id] = RenderedClip(
+                cameras=cameras,
+                num_frames=end - start,
+                frames=(start, end),
+                format=plan.format,
+                rendered=made,
+                reused=kept,
+            )
         manifest = Manifest(
             step=STEP,
             step_version=STEP_VERSION,
@@ -365,7 +364,7 @@ def assemble(
             settings=settings_of(cfg),
             upstream=_upstream_ref(source),
             timings_s={"total": seconds + time.perf_counter() - t0},
-            data={"clips": clips_data},
+            data=dump(RenderData(clips=clips_data)),
             stats={"rendered_cameras": n_rendered, "reused_cameras": n_reused},
         )
         write_manifest(tmp, manifest)

@@ -61,7 +61,10 @@ def _expected(key_of: KeyOf, inputs: dict[str, Any]) -> tuple[str, Path] | None:
 
 def output_is_valid(key_of: KeyOf, inputs: dict[str, Any]) -> bool:
     """True when the output folder for these inputs exists and matches its manifest."""
-    found = _expected(key_of, inputs)
+    return _is_valid(_expected(key_of, inputs))
+
+
+def _is_valid(found: tuple[str, Path] | None) -> bool:
     if found is None:
         return False
     key, out_dir = found
@@ -92,7 +95,7 @@ def call_step(task: Any, key_of: KeyOf, **inputs: Any) -> Any:
     found = _expected(key_of, inputs)
     lock = output_lock(found[1], on_wait=_say_waiting) if found is not None else contextlib.nullcontext()
     with lock:  # a concurrent run building the same output finishes first; this one then hits
-        refresh = True if not output_is_valid(key_of, inputs) else None
+        refresh = True if not _is_valid(found) else None  # the key computed once (it reads the upstream manifests)
         state = task.with_options(refresh_cache=refresh)(**inputs, return_state=True)
         if _serves_elsewhere(state, found):
             state = task.with_options(refresh_cache=True)(**inputs, return_state=True)

@@ -2,6 +2,9 @@
 
 Each task takes a config model and the upstream step's summary (a small dict holding its
 manifest path) and returns its own summary. No numpy, rendering or subprocess code here.
+
+The ``*_target(inputs)`` functions give a task's (step key, output folder) for its cache policy
+(:mod:`.caching`); the step key itself comes from the step module (``render_key``, ``infer_key``...).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from scene2world.tasks.caching import StepKey
 CACHE_EXPIRATION = timedelta(days=30)
 
 
-def download_key(inputs: dict[str, Any]) -> tuple[str, Path] | None:
-    """Key of a local download (remote sources are asked each time: conditional GET)."""
+def download_target(inputs: dict[str, Any]) -> tuple[str, Path] | None:
+    """(Key, folder) of a local download; None for a remote source (asked each time: conditional GET)."""
     cfg = DownloadConfig.model_validate(inputs["cfg"])
     key = download_step.local_key(cfg, inputs["datasets"])
     if key is None:
@@ -35,23 +38,23 @@ def download_key(inputs: dict[str, Any]) -> tuple[str, Path] | None:
     return key, cache.store_dir(Path(inputs["data_root"]), download_step.STEP, key)
 
 
-def render_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of the render step from its settings and the download manifest's digest."""
+def render_target(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """(Key, folder) of the render step: its settings and the download manifest's digest."""
     cfg = RenderConfig.model_validate(inputs["cfg"])
     upstream = read_manifest(Path(inputs["download"]["manifest"]))
     key = render_step.render_key(cfg, upstream.digest())
     return key, cache.store_dir(Path(inputs["data_root"]), render_step.STEP, key)
 
 
-def infer_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of the infer step: its settings and the keys of its samples (prompts, seeds, control videos)."""
+def infer_target(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """(Key, folder) of the infer step: its settings and the keys of its samples (prompts, seeds, control videos)."""
     cfg = InferConfig.model_validate(inputs["cfg"])
     key = infer_step.infer_key(cfg, Path(inputs["render"]["manifest"]))
     return key, cache.store_dir(Path(inputs["data_root"]), infer_step.STEP, key)
 
 
-def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of the package step from its settings and both upstream manifests."""
+def package_target(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """(Key, run folder) of the package step: its settings and both upstream manifests."""
     cfg = PackageConfig.model_validate(inputs["cfg"])
     render = read_manifest(Path(inputs["render"]["manifest"]))
     infer = read_manifest(Path(inputs["infer"]["manifest"]))
@@ -62,7 +65,7 @@ def package_key(inputs: dict[str, Any]) -> tuple[str, Path]:
 @task(
     name="download",
     task_run_name="download-{cfg.source}",
-    cache_policy=StepKey(key_of=download_key),
+    cache_policy=StepKey(key_of=download_target),
     tags=["scene2world", "download"],
     persist_result=True,
     result_serializer="json",
@@ -74,8 +77,8 @@ def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path
     return _report(result)
 
 
-def camera_task_key(inputs: dict[str, Any]) -> tuple[str, Path]:
-    """Key of one (clip, camera) render: the per-camera key its plan carries, and its cache folder."""
+def camera_target(inputs: dict[str, Any]) -> tuple[str, Path]:
+    """(Key, folder) of one (clip, camera) render: the per-camera key its plan carries, and its cache folder."""
     key = inputs["plan"]["cameras"][inputs["camera"]]
     return key, render_step.camera_dir(Path(inputs["data_root"]), key)
 
@@ -91,7 +94,7 @@ def render_plan_task(cfg: RenderConfig, clip: dict[str, str], origin: str | None
 
 @task(
     name="render-camera",
-    cache_policy=StepKey(key_of=camera_task_key),
+    cache_policy=StepKey(key_of=camera_target),
     tags=["scene2world", "render"],
     persist_result=True,
     result_serializer="json",
@@ -120,7 +123,7 @@ def render_camera_task(cfg: RenderConfig, plan: dict[str, Any], camera: str, dat
 @task(
     name="render",
     task_run_name="render-assemble",
-    cache_policy=StepKey(key_of=render_key),
+    cache_policy=StepKey(key_of=render_target),
     tags=["scene2world", "render"],
     persist_result=True,
     result_serializer="json",
@@ -145,7 +148,7 @@ def render_task(
 @task(
     name="infer",
     task_run_name="infer-{cfg.engine}",
-    cache_policy=StepKey(key_of=infer_key),
+    cache_policy=StepKey(key_of=infer_target),
     tags=["scene2world", "infer", "gpu"],
     persist_result=True,
     result_serializer="json",
@@ -167,7 +170,7 @@ def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dic
 @task(
     name="package",
     task_run_name="package-{name}",
-    cache_policy=StepKey(key_of=package_key),
+    cache_policy=StepKey(key_of=package_target),
     tags=["scene2world", "package"],
     persist_result=True,
     result_serializer="json",

@@ -9,6 +9,15 @@ import pytest
 import yaml
 
 from scene2world.config import RenderConfig
+from scene2world.contracts import (
+    DownloadData,
+    DownloadedClip,
+    InferData,
+    InferredSample,
+    RenderData,
+    RenderedClip,
+    dump,
+)
 from scene2world.errors import ConfigError
 from scene2world.flows.checkout import enter_checkout
 from scene2world.flows.params import resolve_config
@@ -62,7 +71,15 @@ def _download(files: dict[str, str], clips: dict[str, str]) -> Manifest:
         step_version="1",
         cache_key="k",
         files=[FileRecord(path=p, size=1, sha256=h * 64) for p, h in files.items()],
-        data={"clips": [{"clip_id": c, "format": "clipgt", "path": p} for c, p in clips.items()]},
+        data=dump(
+            DownloadData(
+                source="ds",
+                source_kind="folder",
+                content_sha256="0" * 64,
+                not_modified=None,
+                clips=[DownloadedClip(clip_id=c, format="clipgt", path=p) for c, p in clips.items()],
+            )
+        ),
     )
 
 
@@ -95,20 +112,39 @@ def test_last_generation_round_trips_and_a_broken_record_starts_afresh(tmp_path)
 
 
 def test_report_counts_and_markdown():
-    render = Manifest(
-        step="render", step_version="1", cache_key="k",
-        data={"clips": {"a": {"cameras": {"c1": "x"}, "rendered": [], "reused": ["c1"]},
-                        "b": {"cameras": {"c1": "y"}, "rendered": ["c1"], "reused": []}}},
-    )  # fmt: skip
-    assert diff.camera_counts(render, cache_hit=False) == {"rendered": 1, "reused": 1}
-    assert diff.camera_counts(render, cache_hit=True) == {"rendered": 0, "reused": 2}
+    def clip(path: str, rendered: list[str] | None) -> RenderedClip:
+        if rendered is None:  # a manifest written before the render step recorded reuse
+            return RenderedClip(cameras={"c1": path}, num_frames=1, frames=(0, 1), format="clipgt")
+        reused = [c for c in ("c1",) if c not in rendered]
+        return RenderedClip(
+            cameras={"c1": path}, num_frames=1, frames=(0, 1), format="clipgt", rendered=rendered, reused=reused
+        )
+
+    def render(clips: dict[str, RenderedClip]) -> Manifest:
+        return Manifest(step="render", step_version="1", cache_key="k", data=dump(RenderData(clips=clips)))
+
+    new = render({"a": clip("x", []), "b": clip("y", ["c1"])})
+    assert diff.camera_counts(new, cache_hit=False) == {"rendered": 1, "reused": 1}
+    assert diff.camera_counts(new, cache_hit=True) == {"rendered": 0, "reused": 2}
+    old = render({"a": clip("x", None), "b": clip("y", None)})
+    assert "rendered" not in old.data["clips"]["a"]  # left out, as such manifests have it
+    old.stats = {"rendered_cameras": 2, "reused_cameras": 0}
+    assert diff.camera_counts(old, cache_hit=False) == {"rendered": 2, "reused": 0}
+
+    def sample(reused: bool) -> InferredSample:
+        return InferredSample(
+            clip_id="a", variant="v", seed=0, reused=reused, key="k", spec="s", json_="j", outputs={}, grid=None,
+            combined=None,
+        )  # fmt: skip
+
+    samples = {"a.v.0": sample(True), "b.v.0": sample(False)}
     infer = Manifest(
-        step="infer", step_version="1", cache_key="k",
-        data={"samples": {"a.v.0": {"reused": True}, "b.v.0": {"reused": False}}},
+        step="infer", step_version="2", cache_key="k",
+        data=dump(InferData(engine="preview", nproc_per_node=1, spec="s", samples=samples, logs=[], warnings=[])),
     )  # fmt: skip
     assert diff.sample_counts(infer, cache_hit=False) == {"inferred": 1, "reused": 1}
-    old_style = Manifest(step="infer", step_version="1", cache_key="k", data={"samples": {"a": {}, "b": {}}})
-    assert diff.sample_counts(old_style, cache_hit=False) == {"inferred": 2, "reused": 0}
+    assert diff.sample_counts(infer, cache_hit=True) == {"inferred": 0, "reused": 2}
+    assert diff.sample_names(infer) == ["a.v.0", "b.v.0"]
     report = diff.build_report(
         source="s", not_modified=True, content_changed=False, previous=None,
         clips={"added": ["a", "b"], "removed": [], "changed": [], "unchanged": []},

@@ -18,6 +18,7 @@ from scene2world.manifest import read_manifest
 from scene2world.packaging.run_folder import package_run
 from scene2world.renderer.step import resolve_input, run_render
 from tests.conftest import EXAMPLE
+from tests.test_contracts import check_infer_outputs
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -89,6 +90,10 @@ def test_variants_times_seeds_in_one_launch_then_one_variant_changed(rendered, t
     for name, e in run.data["samples"].items():
         assert e["json"] == f"generated/{name}/{name}.json" and e["seed"] in SEEDS
         _assert_loads_in_place(run_dir / e["json"])
+    # every manifest written on the way reads back into its contract and dumps to the same bytes
+    check_infer_outputs(
+        first.out_dir, [data / SAMPLE_CACHE / e["key"][:20] for e in m.data["samples"].values()], run_dir
+    )
 
     # one variant's text changed: exactly its two samples are inferred, in one launch
     changed = {**PROMPTS, "fog": "Thick fog at dusk."}
@@ -123,6 +128,7 @@ def test_failed_launch_publishes_nothing_and_keeps_its_logs(rendered, tmp_path):
     with pytest.raises(InferenceError, match=r"^a guardrail blocked a sample: .*Prompt: please BLOCK this") as info:
         run_infer(cfg, render.out_dir, data_root=data)
     kept = Path(str(info.value).rsplit("left in ", 1)[1].rstrip(")"))
-    assert kept.parent == data / "infer-failed" and (kept / "logs" / "torchrun.log").is_file()
+    assert kept.name == "launch" and kept.parent.parent == data / "failed" and kept.parent.name.startswith("infer-")
+    assert (kept / "logs" / "torchrun.log").is_file()
     assert set((data / SAMPLE_CACHE).iterdir()) == samples_before  # no sample of the failed launch was stored
     assert not [p for p in (data / "infer").iterdir() if p.name.startswith(".")]  # no staging left

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scene2world.config import InferConfig, load_config
+from scene2world.contracts import RenderData, RenderedClip, dump
 from scene2world.datasets.step import run_download
 from scene2world.errors import ConfigError, InferenceError, SceneError
 from scene2world.inference.samples import build_requests, sample_key
@@ -44,7 +45,9 @@ def _render_manifest(download, sha="a" * 64) -> Manifest:
             digest=download.manifest.digest(),
             manifest_path=str(download.manifest_path),
         ),
-        data={"clips": {CLIP: {"cameras": cameras, "num_frames": 300}}},
+        data=dump(
+            RenderData(clips={CLIP: RenderedClip(cameras=cameras, num_frames=300, frames=(0, 300), format="rdshq")})
+        ),
     )
 
 

@@ -12,7 +12,8 @@ from scene2world.config import PackageConfig
 from scene2world.errors import CacheError, PackageError
 from scene2world.manifest import read_manifest, sha256_file
 from scene2world.packaging import run_folder
-from scene2world.packaging.run_folder import package_key, package_run
+from scene2world.packaging.run_folder import package_run
+from scene2world.packaging.step import package_key
 from scene2world.packaging.verify import verify_run
 
 pytestmark = pytest.mark.timeout(60)
@@ -87,7 +88,7 @@ def test_copy_mode_and_no_infer(upstream, tmp_path):
     rel = f"{CLIP_B}/{CLIP_B}.camera_rear_tele_30fov.mp4"
     assert not os.path.samefile(tmp_path / "run" / "controls" / rel, upstream.render_dir / rel)
     assert m.upstream.step == "render" and m.data["samples"] == {} and m.data["inputs"]["infer"] is None
-    assert m.cache_key == package_key(LIGHT, read_manifest(upstream.render_dir), None, {})
+    assert m.cache_key == package_key(LIGHT, "run", read_manifest(upstream.render_dir).digest(), None, {})
     assert (tmp_path / "run" / "logs").is_dir() and verify_run(tmp_path / "run") == []
 
 
@@ -166,21 +167,30 @@ def test_altered_upstream_file_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("edit", "match"),
+    ("edit", "error", "match"),
     [
-        (lambda d: d["clips"].update({"../evil": d["clips"].pop(CLIP_B)}), "clip id '../evil'"),
-        (lambda d: d["clips"][CLIP_A]["cameras"].update({"camera_x": "/etc/passwd"}), "must be relative"),
-        (lambda d: d["clips"][CLIP_A]["cameras"].update({"camera_x": "../infer/spec/spec.jsonl"}), "stay inside"),
-        (lambda d: d.update({"clips": {}}), "nothing to package"),
-        (lambda d: d["clips"][CLIP_A].update({"num_frames": "many"}), "num_frames"),
+        (lambda d: d["clips"].update({"../evil": d["clips"].pop(CLIP_B)}), PackageError, "clip id '../evil'"),
+        (lambda d: d["clips"][CLIP_A]["cameras"].update({"camera_x": "/etc/passwd"}), PackageError, "must be relative"),
+        (
+            lambda d: d["clips"][CLIP_A]["cameras"].update({"camera_x": "../infer/spec/spec.jsonl"}),
+            PackageError,
+            "stay inside",
+        ),
+        (lambda d: d.update({"clips": {}}), PackageError, "nothing to package"),
+        (
+            lambda d: d["clips"][CLIP_A].update({"num_frames": "many"}),
+            CacheError,
+            rf"render/manifest\.json: `data\.clips\.{CLIP_A}\.num_frames`: .*integer.* \(found 'many'\)",
+        ),
+        (lambda d: d["clips"][CLIP_A].pop("cameras"), CacheError, rf"`data\.clips\.{CLIP_A}\.cameras`: Field required"),
     ],
 )
-def test_malformed_render_manifest(tmp_path, edit, match):
+def test_malformed_render_manifest(tmp_path, edit, error, match):
     render = make_render(tmp_path / "render")
     m = read_manifest(render)
     edit(m.data)
     (render / "manifest.json").write_text(m.model_dump_json())
-    with pytest.raises(PackageError, match=match):
+    with pytest.raises(error, match=match):
         package_run(render, None, tmp_path / "runs" / "run", LIGHT, INFO)
 
 
@@ -199,6 +209,7 @@ def test_png_controls(tmp_path):
     for i in range(5):
         (render / "c1" / "camera_front_wide_120fov").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(render / "c1" / "camera_front_wide_120fov" / f"{i:06d}.png"), np.full((36, 64, 3), i, np.uint8))
+    from scene2world.contracts import RenderData, RenderedClip, dump
     from scene2world.manifest import Manifest, record_tree, write_manifest
 
     write_manifest(
@@ -208,7 +219,18 @@ def test_png_controls(tmp_path):
             step_version="1",
             cache_key="p" * 64,
             files=record_tree(render),
-            data={"clips": {"c1": {"cameras": {"camera_front_wide_120fov": "c1/camera_front_wide_120fov"}}}},
+            data=dump(
+                RenderData(
+                    clips={
+                        "c1": RenderedClip(
+                            cameras={"camera_front_wide_120fov": "c1/camera_front_wide_120fov"},
+                            num_frames=5,
+                            frames=(0, 5),
+                            format="clipgt",
+                        )
+                    }
+                )
+            ),
         ),
     )
     m = package_run(render, None, tmp_path / "run", PackageConfig(archive="none"), {})

@@ -13,6 +13,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from scene2world.contracts import InferData, InferredSample, RenderData, RenderedClip, dump
 from scene2world.manifest import Manifest, record_tree, write_manifest
 from scene2world.scene.model import DEFAULT_CAMERA_NAMES
 
@@ -54,9 +55,9 @@ def make_render(root: Path) -> Path:
             rel = f"{clip}/{clip}.{cam}.mp4"
             write_video(root / rel, control_frames(clip, cam))
             cameras[cam] = rel
-        clips[clip] = {"cameras": cameras, "num_frames": FRAMES[clip], "frames": [0, FRAMES[clip]]}
+        clips[clip] = RenderedClip(cameras=cameras, num_frames=FRAMES[clip], frames=(0, FRAMES[clip]), format="clipgt")
     manifest = Manifest(
-        step="render", step_version="1", cache_key="r" * 64, files=record_tree(root), data={"clips": clips}
+        step="render", step_version="1", cache_key="r" * 64, files=record_tree(root), data=dump(RenderData(clips=clips))
     )
     write_manifest(root, manifest)
     return root
@@ -93,23 +94,34 @@ def make_infer(root: Path, render_dir: Path) -> Path:
             outputs[view] = f"outputs/{name}_{view}.mp4"
             write_video(root / outputs[view], gen, fps=10)
         write_video(root / f"outputs/{name}_grid.mp4", gen, fps=10)
-        samples[name] = {
-            "clip_id": clip,
-            "seed": 0,
-            "reused": False,
-            "spec": "spec/spec.jsonl",
-            "json": f"outputs/{name}.json",
-            "outputs": outputs,
-            "grid": f"outputs/{name}_grid.mp4",
-            "combined": None,
-        }
+        samples[name] = InferredSample(
+            clip_id=clip,
+            variant="default",
+            seed=0,
+            reused=False,
+            key=name * 32,
+            spec="spec/spec.jsonl",
+            json_=f"outputs/{name}.json",
+            outputs=outputs,
+            grid=f"outputs/{name}_grid.mp4",
+            combined=None,
+        )
     (root / "outputs" / "console.log").write_text("rank 0: done\n")
     manifest = Manifest(
         step="infer",
         step_version="1",
         cache_key="i" * 64,
         files=record_tree(root),
-        data={"engine": "preview", "samples": samples, "logs": ["outputs/console.log"]},
+        data=dump(
+            InferData(
+                engine="preview",
+                nproc_per_node=1,
+                spec="spec/spec.jsonl",
+                samples=samples,
+                logs=["outputs/console.log"],
+                warnings=[],
+            )
+        ),
     )
     write_manifest(root, manifest)
     return root

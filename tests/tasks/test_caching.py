@@ -10,13 +10,15 @@ from prefect import flow
 
 from scene2world.config import DownloadConfig
 from scene2world.tasks.caching import call_step, record_key
-from scene2world.tasks.steps import download_key, download_task
+from scene2world.tasks.steps import download_target, download_task
 from tests.conftest import EXAMPLE
 
 
 @flow
 def _download_into(source: str, data_root: Path) -> tuple[str, str]:
-    state = call_step(download_task, download_key, cfg=DownloadConfig(source=source), datasets={}, data_root=data_root)
+    state = call_step(
+        download_task, download_target, cfg=DownloadConfig(source=source), datasets={}, data_root=data_root
+    )
     return state.name, state.result()["manifest"]
 
 

@@ -1,4 +1,5 @@
-"""Content hash of a folder: the cache-key input for local dataset folders.
+"""Content hash of a folder: the cache-key input for local dataset folders (the download step) and for a
+folder of clips rendered as is (the render step); a core helper, so that steps meet only through manifests.
 
 The digest covers every regular file's path relative to the folder and its sha256, sorted, so it
 does not depend on where the folder lies, on file times or on the order the filesystem lists

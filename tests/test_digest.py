@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from scene2world.datasets.digest import tree_digest, tree_files
+from scene2world.digest import tree_digest, tree_files
 from scene2world.errors import DatasetError
 
 pytestmark = pytest.mark.timeout(10)
