@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import State
 
 from scene2world import __version__
 from scene2world.config import (
@@ -140,7 +141,7 @@ def run_steps(cfg: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _render(cfg: RenderConfig, download: dict[str, Any], root: Path) -> Any:
+def _render(cfg: RenderConfig, download: dict[str, Any], root: Path) -> "State[Any]":
     """The render step: a cache hit as a whole, or the clips x cameras mapped on the configured
     task runner (:mod:`scene2world.flows.render_map`) and then assembled into the step folder."""
     inputs = {"cfg": cfg, "download": download, "data_root": root}

@@ -34,6 +34,8 @@ from scene2world.errors import RenderError, SceneError
 from scene2world.manifest import Manifest, payload, read_manifest, record_tree, write_manifest
 
 if TYPE_CHECKING:  # the scene loaders are imported when a clip is read, not by a cached run
+    from scene2world.manifest import UpstreamRef
+    from scene2world.renderer.render import RenderedCamera
     from scene2world.scene.discover import ClipRef
 
 STEP = "render"
@@ -216,7 +218,9 @@ CameraRenderer = Callable[["ClipRef", str, Path, dict[str, Any], "ProgressFn | N
 _GL_LOCK = threading.Lock()
 
 
-def render_here(clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any], progress: ProgressFn | None) -> Any:
+def render_here(
+    clip: ClipRef, camera: str, out_dir: Path, options: dict[str, Any], progress: ProgressFn | None
+) -> RenderedCamera:
     """A :data:`CameraRenderer` in this process, one camera at a time per process: where no render
     process can be started (a Dask worker is daemonic, see docs/scale-out.md)."""
     from scene2world.renderer.render import render_clip
@@ -415,7 +419,7 @@ def _output_name(clip_id: str, camera: str, png: bool) -> str:
     return f"{clip_id}/{camera}" if png else f"{clip_id}/{clip_id}.{camera}.mp4"
 
 
-def _upstream_ref(source: RenderInput) -> Any:
+def _upstream_ref(source: RenderInput) -> UpstreamRef | None:
     from scene2world.manifest import MANIFEST_NAME, UpstreamRef
 
     if source.upstream is None or source.upstream_dir is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import CachePolicy
+from prefect.states import State
 
 from scene2world import cache
 from scene2world.locks import output_lock
@@ -83,7 +84,7 @@ def _serves_elsewhere(state: Any, found: tuple[str, Path] | None) -> bool:
     return manifest.parent != Path(found[1]).absolute() or not manifest.is_file()
 
 
-def call_step(task: Any, key_of: KeyOf, **inputs: Any) -> Any:
+def call_step(task: Any, key_of: KeyOf, **inputs: Any) -> State[Any]:
     """Run ``task`` with ``inputs``, refreshing Prefect's record when it cannot be trusted.
 
     A refresh is asked for when the output folder is missing or altered, and when a cached
