@@ -30,6 +30,7 @@ if CAMERA_NAMES != DEFAULT_CAMERA_NAMES:  # the Literal mirrors scene.model.Came
     raise ImportError("config.CameraNameLiteral is out of step with scene.model.CameraName")
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 LineCaps = Literal["culled", "all"]
+Geometry = Literal["numpy", "torch", "auto"]
 
 NVIDIA_EXAMPLE1_URL = (
     "https://github.com/nvidia-cosmos/cosmos-dependencies/releases/download/assets/multiview_example1.zip"
@@ -87,6 +88,12 @@ class RenderConfig(_Model):
     )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="EGL device: `gpu` = NVIDIA EGL, `cpu` = Mesa llvmpipe, `auto` = GPU when present."
+    )
+    geometry: Geometry = Field(
+        "numpy",
+        description="Where each frame's static map lines are projected and expanded: `numpy` (CPU), `torch` "
+        "(CUDA when torch sees one, else CPU; same pixels on the bundled example, docs/speed.md), "
+        "`auto` = torch on CUDA when present, else numpy.",
     )
     crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor (NVIDIA: 18).")
     preset: X264Preset = Field("slow", description="libx264 preset (NVIDIA: slow).")
