@@ -18,7 +18,7 @@ Looks (docs/looks.md): ``nvidia`` reproduces NVIDIA's public renderer for the sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -29,9 +29,7 @@ from scene2world.renderer.camera import FThetaCamera
 from scene2world.renderer.clipping import (
     FIXED_NEAR_M,
 )
-from scene2world.renderer.lines import (
-    expand_lines,
-)
+from scene2world.renderer.lines import expand_finite_lines
 from scene2world.renderer.lines_torch import TorchStaticLines, static_lines_torch, torch_device
 from scene2world.renderer.meshes import (
     line_mesh,
@@ -75,7 +73,15 @@ from scene2world.renderer.style import (
     lane_line_style,
     traffic_light_color,
 )
-from scene2world.scene.model import Cuboid, FThetaIntrinsics, Polygon, Polyline, Scene, TrafficLightState
+from scene2world.scene.model import (
+    Cuboid,
+    FrameObjects,
+    FThetaIntrinsics,
+    Polygon,
+    Polyline,
+    Scene,
+    TrafficLightState,
+)
 from scene2world.typing import NDArrayFloat, NDArrayInt
 
 BATCH_LABELS = ("static_lines", "static_triangles", "traffic_lights", "dynamic_boxes")
@@ -102,6 +108,8 @@ class StaticGeometry:
     triangle_colors: NDArrayFloat
     light_corners_world: NDArrayFloat
     light_states: tuple[tuple[str, ...], ...]
+    objects_by_frame: dict[int, FrameObjects] = field(default_factory=dict, repr=False)
+    """``scene.objects_at_frame`` of the frames built so far (every camera of a frame shares them)."""
 
     @cached_property
     def line_segments_world(self) -> NDArrayFloat:
@@ -215,6 +223,8 @@ def prepare_static(scene: Scene, look: Look = "nvidia") -> StaticGeometry:
     tri_colors.append(np.broadcast_to(_rgb(MAP_COLORS["traffic_signs"]), (len(signs), 3)))
 
     points, index = np.unique(seg.reshape(-1, 3), axis=0, return_inverse=True)
+    if not np.isfinite(points).all():  # build_frame relies on it (its per-frame line path skips the checks)
+        raise RenderError(f"clip {scene.clip_id!r}: a map line holds NaN or infinite coordinates")
     return StaticGeometry(
         look=look,
         source_format=scene.source_format,
@@ -272,9 +282,11 @@ def _traffic_lights(static: StaticGeometry, cam_SE3_world: NDArrayFloat, camera:
 
 
 def _dynamic_boxes(
-    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera
+    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera, static: StaticGeometry
 ) -> DrawBatch:
-    objects = scene.objects_at_frame(frame)
+    objects = static.objects_by_frame.get(frame)
+    if objects is None:
+        objects = static.objects_by_frame[frame] = scene.objects_at_frame(frame)
     if len(objects) == 0:
         return DrawBatch(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)), "dynamic_boxes")
     order = sorted(range(len(objects)), key=lambda i: objects.track_ids[i])
@@ -388,10 +400,9 @@ def build_frame(
         uvz = np.empty((len(z), 3))
         uvz[used, :2] = camera.project(points_cam[used])[0]
         uvz[:, 2] = z
-        lines = expand_lines(
+        lines = expand_finite_lines(  # world points checked in prepare_static, pose checked above
             uvz[i0],
             uvz[i1],
-            static.line_colors[shown],
             static.line_colors[shown],
             static.line_widths_px[shown],
             camera.width_px,
@@ -411,5 +422,5 @@ def build_frame(
         lines,
         triangles,
         _traffic_lights(static, cam_SE3_world, camera, frame),
-        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera),
+        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera, static),
     ]
