@@ -48,6 +48,11 @@ else:
 
 EXAMPLE_CLIP = REPO / "assets" / "example" / "s2w_demo_curve_0001"
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter
+"""Sections 1-2 time with this: ``wall``, or ``cpu`` (this process's CPU time, all its threads: far
+steadier than wall time on a shared machine; the default without CUDA)."""
+
 
 def machine() -> dict:
     """CPU model, cores, GPU name (torch or nvidia-smi), versions, load."""
@@ -122,7 +127,7 @@ def _geometry_stages(scene, static, camera_name: str, frame: int, t: dict) -> li
     from scene2world.renderer.meshes import project_triangles
     from scene2world.renderer.projection import transform_points
 
-    c = time.perf_counter
+    c = clock
     t0 = c()
     camera = frame_mod.camera_model(scene, camera_name)
     cam_SE3_world = np.linalg.inv(np.asarray(scene.world_SE3_cam(camera_name)[frame], dtype=np.float64))
@@ -192,13 +197,13 @@ def profile(scene, msaa: int, device: str, per_camera: int, encode: bool) -> dic
             batches = _geometry_stages(scene, static, cam, f, t)
             want = build_frame(scene, cam, f, "nvidia", static)
             assert sum(b.num_triangles for b in batches) == sum(b.num_triangles for b in want), "profile != build_frame"
-            t0 = time.perf_counter()
+            t0 = clock()
             merge_batches(batches)
-            t1 = time.perf_counter()
+            t1 = clock()
             image = raster.render(batches)
-            t2 = time.perf_counter()
+            t2 = clock()
             raster.render([])
-            t3 = time.perf_counter()
+            t3 = clock()
             t["raster: merge batches"] = t.get("raster: merge batches", 0.0) + t1 - t0
             t["raster: upload+draw+resolve+readback"] = t.get("raster: upload+draw+resolve+readback", 0.0) + t2 - t1
             t["  of which fixed (nothing drawn)"] = t.get("  of which fixed (nothing drawn)", 0.0) + t3 - t2
@@ -267,27 +272,29 @@ def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, 
     best = float("inf")
     for _ in range(repeats):
         _sync(variant)
-        t0 = time.perf_counter()
+        t0 = clock()
         for cam, f in jobs:
             build_frame(scene, cam, f, "nvidia", static, **kw)
         _sync(variant)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     out = {"variant": variant, "geometry_ms": round(best / len(jobs) * 1e3, 3)}
     if msaa:
         from scene2world.renderer.raster import Rasterizer
 
         with Rasterizer(msaa=msaa, device=device) as raster:
             raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static, **kw))
-            t0 = time.perf_counter()
+            t0 = clock()
             for cam, f in jobs:
                 raster.render(build_frame(scene, cam, f, "nvidia", static, **kw))
-            total = time.perf_counter() - t0
+            total = clock() - t0
         out["geometry_raster_ms"] = round(total / len(jobs) * 1e3, 3)
         out["camera_frames_per_s"] = round(len(jobs) / total, 1)
     return out
 
 
-def baseline_rate(rev: str, scene_frames: int | None, msaa: int, device: str, per_camera: int) -> dict | None:
+def baseline_rate(
+    rev: str, scene_frames: int | None, msaa: int, device: str, per_camera: int, clock_name: str
+) -> dict | None:
     """:func:`geometry_rate` of the code at ``rev`` (git archive into a temporary folder, a subprocess)."""
     if not (REPO / ".git").exists() or not shutil.which("git"):
         return None
@@ -299,7 +306,17 @@ def baseline_rate(rev: str, scene_frames: int | None, msaa: int, device: str, pe
     try:
         with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
             archive.extractall(folder, filter="data")
-        args = [sys.executable, __file__, "--root", str(folder), "--_baseline", "--msaa", str(msaa)]
+        args = [
+            sys.executable,
+            __file__,
+            "--root",
+            str(folder),
+            "--_baseline",
+            "--msaa",
+            str(msaa),
+            "--clock",
+            clock_name,
+        ]
         args += ["--device", device, "--per-camera", str(per_camera)]
         if scene_frames:
             args += ["--frames", str(scene_frames)]
@@ -414,6 +431,14 @@ def end_to_end(scene, msaa: int, device: str, geometry: str, workers: int) -> di
 # --------------------------------------------------------------------------------------------
 
 
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=None, help="only the first N frames of the example clip")
@@ -431,19 +456,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="*", default=None, help="render-only process counts")
     ap.add_argument("--encode-workers", type=int, default=0, help="end-to-end workers (0 = one per core, <= cameras)")
     ap.add_argument("--sections", nargs="+", default=["profile", "geometry", "render-only", "end-to-end"])
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default=None, help="sections 1-2 (default: cpu without CUDA)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_baseline", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    global clock
     scene = load_clip(args.frames)
+    cuda = _cuda()
+    args.clock = args.clock or ("wall" if cuda else "cpu")
+    clock = CLOCKS[args.clock]
     if args._baseline:  # subprocess: the old tree's numpy geometry
         print(json.dumps(geometry_rate(scene, "base", args.msaa, args.device, args.per_camera)))
         return 0
     import torch
 
     torch.set_num_threads(1)  # one render process = one core; torch's CPU ops on ~10^4 rows gain nothing from more
-    cuda = torch.cuda.is_available()
     variants = args.geometry or ["numpy", "torch-cpu", *(["torch-cuda"] if cuda else [])]
     m = machine()
     report: dict = {"machine": m, "scene": {"cameras": len(scene.camera_names), "frames": scene.num_frames}}
@@ -456,20 +485,21 @@ def main(argv: list[str] | None = None) -> int:
     if "profile" in args.sections:
         p = profile(scene, args.msaa, args.device, args.per_camera, encode=True)
         report["profile"] = p
-        print(f"\n[1] one process, ms per camera-frame ({p['camera_frames']} camera-frames; {p['renderer']}):")
+        n, gl = p["camera_frames"], p["renderer"]
+        print(f"\n[1] one process, {args.clock} ms per camera-frame ({n} camera-frames; {gl}):")
         for key, ms in p["ms_per_camera_frame"].items():
             print(f"    {key:42s} {ms:8.3f}")
 
     if "geometry" in args.sections:
         rows = []
-        base = baseline_rate(args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera)
+        base = baseline_rate(args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera, args.clock)
         if base is not None:
             rows.append(base)
         for variant in variants:
             rows.append(geometry_rate(scene, variant, args.msaa, args.device, args.per_camera))
         report["geometry"] = rows
         ref = rows[0]
-        print(f"\n[2] one process, per camera-frame (ratios against {ref['variant']}):")
+        print(f"\n[2] one process, {args.clock} time per camera-frame (ratios against {ref['variant']}):")
         for r in rows:
             geo, both = r["geometry_ms"], r["geometry_raster_ms"]
             print(
