@@ -297,6 +297,7 @@ def baseline_rate(
 ) -> dict | None:
     """:func:`geometry_rate` of the code at ``rev`` (git archive into a temporary folder, a subprocess)."""
     if not (REPO / ".git").exists() or not shutil.which("git"):
+        print(f"baseline {rev}: no git checkout here; skipped (numpy is the baseline)")
         return None
     tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "scene2world"], capture_output=True)
     if tar.returncode != 0:

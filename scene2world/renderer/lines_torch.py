@@ -159,6 +159,18 @@ def _faces_template(device: Any) -> Any:
 
 
 @cache
+def _small(device: Any) -> dict[str, Any]:
+    """Small constant tensors, made once per device (no host-to-device copy per frame)."""
+    import torch
+
+    return {
+        "tri0": torch.tensor([0, 1, 2], device=device),
+        "tri1": torch.tensor([1, 2, 3], device=device),
+        "kinds": tuple(torch.tensor(v, device=device) for v in (1, 2, 0)),
+    }
+
+
+@cache
 def _rim_fan(device: Any) -> Any:
     import torch
 
@@ -237,10 +249,12 @@ def _expand(
         empty = torch.zeros((0, 3), dtype=torch.float32, device=dev)
         return empty, empty, torch.zeros((0, 3), dtype=torch.int64, device=dev)
     half, length = half[idx], length[idx]
-    to_px = torch.tensor([w / 2.0, -h / 2.0], dtype=torch.float64, device=dev)
     scale = (half / length)[:, None]
-    normal = torch.stack([-dy[idx], dx[idx]], dim=1) * scale * to_px
-    along = torch.stack([dx[idx], dy[idx]], dim=1) * scale * to_px
+    normal = torch.stack([-dy[idx], dx[idx]], dim=1) * scale
+    along = torch.stack([dx[idx], dy[idx]], dim=1) * scale
+    for xy in (normal, along):  # times (W/2, −H/2), column by column (numpy: a broadcast product)
+        xy[:, 0] *= w / 2.0
+        xy[:, 1] *= -h / 2.0
     q0, q1 = p0[idx], p1[idx]
     k = c[idx]
     fade0 = k * torch.clamp(1.0 - q0[:, 2] / FAR_M, 0.0, 1.0)[:, None]
@@ -316,8 +330,8 @@ def _expand(
     offset = torch.cumsum(counts, 0) - counts
     faces = torch.empty((int(counts.sum()), 3), dtype=torch.int64, device=dev)
     corner0 = torch.arange(0, cap_at, 4, device=dev)
-    faces[offset] = corner0[:, None] + torch.tensor([0, 1, 2], device=dev)
-    faces[offset + 1] = corner0[:, None] + torch.tensor([1, 2, 3], device=dev)
+    faces[offset] = corner0[:, None] + _small(dev)["tri0"]
+    faces[offset + 1] = corner0[:, None] + _small(dev)["tri1"]
     fan = _rim_fan(dev)
     cap0 = cap_at + 9 * torch.arange(ns + ne, device=dev)
     cap_steps = torch.arange(CAP_FAN_TRIANGLES, device=dev)
@@ -364,7 +378,7 @@ def _plan(
     seg_px = torch.hypot(q1[:, 0] - q0[:, 0], q1[:, 1] - q0[:, 1])
     fine = (seg_px <= LOFT_MAX_STEP * h_px) | (torch.abs(q1[:, 2] - q0[:, 2]) <= LOFT_MAX_DEPTH_STEP_M)
     loftable = open_joint & fine[:-1] & fine[1:]
-    one, two, zero = (torch.tensor(v, device=dev) for v in (1, 2, 0))
+    one, two, zero = _small(dev)["kinds"]
     kind = torch.where(loftable & forward & ~backward, one, torch.where(loftable & backward & ~forward, two, zero))
     run = kind > 0
     first = run.clone()
