@@ -283,10 +283,12 @@ def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, 
 
         with Rasterizer(msaa=msaa, device=device) as raster:
             raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static, **kw))
-            t0 = clock()
-            for cam, f in jobs:
-                raster.render(build_frame(scene, cam, f, "nvidia", static, **kw))
-            total = clock() - t0
+            total = float("inf")
+            for _ in range(2):  # best of two passes (llvmpipe's threads make single passes noisy)
+                t0 = clock()
+                for cam, f in jobs:
+                    raster.render(build_frame(scene, cam, f, "nvidia", static, **kw))
+                total = min(total, clock() - t0)
         out["geometry_raster_ms"] = round(total / len(jobs) * 1e3, 3)
         out["camera_frames_per_s"] = round(len(jobs) / total, 1)
     return out
