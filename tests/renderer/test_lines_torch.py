@@ -75,3 +75,16 @@ def test_an_unknown_geometry_is_refused(scene):
 
     with pytest.raises(ConfigError, match="geometry"):
         load_config(None, overrides=["render.geometry=jax"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the choice on a machine without CUDA")
+def test_auto_is_numpy_and_cuda_is_refused_without_a_cuda_device(scene):
+    from scene2world.renderer.frame import StaticGeometry
+    from scene2world.renderer.lines_torch import torch_device
+    from scene2world.renderer.render import GeometryBuilder
+
+    assert isinstance(GeometryBuilder(geometry="auto").prepare(scene, "nvidia"), StaticGeometry)
+    static, lines = GeometryBuilder(geometry="torch").prepare(scene, "nvidia")
+    assert lines.device.type == "cpu" and lines.points_world.shape == static.line_points_world.shape
+    with pytest.raises(RenderError, match="no CUDA device"):
+        torch_device("cuda")
