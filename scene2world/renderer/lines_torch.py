@@ -203,6 +203,23 @@ def static_lines_torch(
     """
     import torch
 
+    if lines.device.type != "cpu":
+        return _static_lines(lines, cam_SE3_world, camera, cull_caps)
+    # on the CPU, torch's intra-op threads cost ~20x on arrays of ~10^4 rows (231 ms instead of
+    # 12 ms per camera-frame on the 2-core machine, docs/speed.md): one thread, restored after
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _static_lines(lines, cam_SE3_world, camera, cull_caps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _static_lines(
+    lines: TorchStaticLines, cam_SE3_world: np.ndarray, camera: FThetaCamera, cull_caps: bool
+) -> DrawBatch:
+    import torch
+
     dev = lines.device
     m4 = torch.as_tensor(np.asarray(cam_SE3_world, dtype=np.float64), device=dev)
     points_cam = lines.points_world @ m4[:3, :3].T + m4[:3, 3]
