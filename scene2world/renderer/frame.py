@@ -18,7 +18,7 @@ Looks (docs/looks.md): ``nvidia`` reproduces NVIDIA's public renderer for the sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -29,9 +29,8 @@ from scene2world.renderer.camera import FThetaCamera
 from scene2world.renderer.clipping import (
     FIXED_NEAR_M,
 )
-from scene2world.renderer.lines import (
-    expand_lines,
-)
+from scene2world.renderer.lines import expand_finite_lines
+from scene2world.renderer.lines_torch import TorchStaticLines, static_lines_torch, torch_device
 from scene2world.renderer.meshes import (
     line_mesh,
     project_lines,
@@ -74,7 +73,15 @@ from scene2world.renderer.style import (
     lane_line_style,
     traffic_light_color,
 )
-from scene2world.scene.model import Cuboid, FThetaIntrinsics, Polygon, Polyline, Scene, TrafficLightState
+from scene2world.scene.model import (
+    Cuboid,
+    FrameObjects,
+    FThetaIntrinsics,
+    Polygon,
+    Polyline,
+    Scene,
+    TrafficLightState,
+)
 from scene2world.typing import NDArrayFloat, NDArrayInt
 
 BATCH_LABELS = ("static_lines", "static_triangles", "traffic_lights", "dynamic_boxes")
@@ -101,6 +108,8 @@ class StaticGeometry:
     triangle_colors: NDArrayFloat
     light_corners_world: NDArrayFloat
     light_states: tuple[tuple[str, ...], ...]
+    objects_by_frame: dict[int, FrameObjects] = field(default_factory=dict, repr=False)
+    """``scene.objects_at_frame`` of the frames built so far (every camera of a frame shares them)."""
 
     @cached_property
     def line_segments_world(self) -> NDArrayFloat:
@@ -214,6 +223,8 @@ def prepare_static(scene: Scene, look: Look = "nvidia") -> StaticGeometry:
     tri_colors.append(np.broadcast_to(_rgb(MAP_COLORS["traffic_signs"]), (len(signs), 3)))
 
     points, index = np.unique(seg.reshape(-1, 3), axis=0, return_inverse=True)
+    if not np.isfinite(points).all():  # build_frame relies on it (its per-frame line path skips the checks)
+        raise RenderError(f"clip {scene.clip_id!r}: a map line holds NaN or infinite coordinates")
     return StaticGeometry(
         look=look,
         source_format=scene.source_format,
@@ -225,6 +236,14 @@ def prepare_static(scene: Scene, look: Look = "nvidia") -> StaticGeometry:
         triangle_colors=_stack(tri_colors, (3,)),
         light_corners_world=_cuboid_corners(m.traffic_lights),
         light_states=tuple(tuple(light.states) for light in m.traffic_lights),
+    )
+
+
+def upload_static_lines(static: StaticGeometry, device: str = "auto") -> TorchStaticLines:
+    """``static``'s line arrays on a torch device (``auto``: CUDA when present, else the CPU), for
+    ``build_frame(..., torch_lines=...)``; done once per clip and process."""
+    return TorchStaticLines.upload(
+        static.line_points_world, static.line_index, static.line_colors, static.line_widths_px, torch_device(device)
     )
 
 
@@ -263,9 +282,11 @@ def _traffic_lights(static: StaticGeometry, cam_SE3_world: NDArrayFloat, camera:
 
 
 def _dynamic_boxes(
-    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera
+    scene: Scene, frame: int, look: Look, cam_SE3_world: NDArrayFloat, camera: FThetaCamera, static: StaticGeometry
 ) -> DrawBatch:
-    objects = scene.objects_at_frame(frame)
+    objects = static.objects_by_frame.get(frame)
+    if objects is None:
+        objects = static.objects_by_frame[frame] = scene.objects_at_frame(frame)
     if len(objects) == 0:
         return DrawBatch(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)), "dynamic_boxes")
     order = sorted(range(len(objects)), key=lambda i: objects.track_ids[i])
@@ -317,6 +338,7 @@ def build_frame(
     prepared_static: StaticGeometry | None = None,
     *,
     cull_caps: bool = True,
+    torch_lines: TorchStaticLines | None = None,
 ) -> list[DrawBatch]:
     """NVIDIA's ordered draw batches of ``camera_name`` at ``frame`` (1280x720 pixel space).
 
@@ -329,6 +351,9 @@ def build_frame(
         cull_caps: leave out the line caps that neighbouring quads cover (same picture, far fewer
             triangles, see :func:`scene2world.renderer.lines.line_plan`); False draws
             every cap as NVIDIA's shader does.
+        torch_lines: this clip's static lines on a torch device (:func:`upload_static_lines`): the
+            ``nvidia`` look's static lines are then projected and expanded in torch
+            (:mod:`scene2world.renderer.lines_torch`); None: in numpy.
 
     Returns:
         ``[static_lines, static_triangles, traffic_lights, dynamic_boxes]`` (possibly empty batches).
@@ -360,6 +385,8 @@ def build_frame(
             cull_caps=cull_caps,
             label="static_lines",
         )
+    elif torch_lines is not None:
+        lines = static_lines_torch(torch_lines, cam_SE3_world, camera, cull_caps=cull_caps)
     else:
         # segments wholly nearer than the near plane or beyond the far one cannot show (the
         # rasteriser clips them away): project only the points of the others
@@ -373,10 +400,9 @@ def build_frame(
         uvz = np.empty((len(z), 3))
         uvz[used, :2] = camera.project(points_cam[used])[0]
         uvz[:, 2] = z
-        lines = expand_lines(
+        lines = expand_finite_lines(  # world points checked in prepare_static, pose checked above
             uvz[i0],
             uvz[i1],
-            static.line_colors[shown],
             static.line_colors[shown],
             static.line_widths_px[shown],
             camera.width_px,
@@ -396,5 +422,5 @@ def build_frame(
         lines,
         triangles,
         _traffic_lights(static, cam_SE3_world, camera, frame),
-        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera),
+        _dynamic_boxes(scene, frame, look, cam_SE3_world, camera, static),
     ]

@@ -162,8 +162,30 @@ def expand_lines(
         near plane or farther than 200 m, zero length in NDC (NVIDIA's shader normalises a zero
         vector), or entirely outside the viewport.
     """
-    vertices, colors, faces, _ = expand_lines_with_sources(
-        uvz0, uvz1, rgb0, rgb1, width_px, image_width_px, image_height_px, cull_caps=cull_caps, segment_ids=segment_ids
+    p0, p1, c0, c1, width = _checked(uvz0, uvz1, rgb0, rgb1, width_px)
+    vertices, colors, faces, _ = _expand_rows(
+        p0, p1, c0, c1, width, image_width_px, image_height_px, cull_caps, segment_ids, sources=False
+    )
+    return DrawBatch(vertices, colors, faces, label)
+
+
+def expand_finite_lines(
+    uvz0: NDArrayFloat,
+    uvz1: NDArrayFloat,
+    rgb: NDArrayFloat,
+    width_px: NDArrayFloat,
+    image_width_px: int,
+    image_height_px: int,
+    label: str = "lines",
+    *,
+    cull_caps: bool = True,
+    segment_ids: NDArrayInt | None = None,
+) -> DrawBatch:
+    """:func:`expand_lines` for arrays the caller knows to be float64, shaped (S, 3), (S, 3), (S, 3),
+    (S,) and finite (projected from checked world points), with one colour per segment: no checks,
+    no copies (``frame.build_frame``'s per-frame static lines; the same bytes as :func:`expand_lines`)."""
+    vertices, colors, faces, _ = _expand_rows(
+        uvz0, uvz1, rgb, rgb, width_px, image_width_px, image_height_px, cull_caps, segment_ids, sources=False
     )
     return DrawBatch(vertices, colors, faces, label)
 
@@ -317,6 +339,14 @@ def expand_lines_with_sources(
     segment_ids: NDArrayInt | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`expand_lines` returning (vertices, colours, faces, source segment of each face)."""
+    p0, p1, c0, c1, width = _checked(uvz0, uvz1, rgb0, rgb1, width_px)
+    return _expand_rows(p0, p1, c0, c1, width, image_width_px, image_height_px, cull_caps, segment_ids, sources=True)
+
+
+def _checked(
+    uvz0: NDArrayFloat, uvz1: NDArrayFloat, rgb0: NDArrayFloat, rgb1: NDArrayFloat, width_px: NDArrayFloat | float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The line arrays as float64, checked for shape and finite values (RenderError naming the array)."""
     p0 = as_array(uvz0, "uvz0", (3,))
     p1 = as_array(uvz1, "uvz1", (3,))
     c0 = as_array(rgb0, "rgb0", (3,))
@@ -326,6 +356,24 @@ def expand_lines_with_sources(
         raise RenderError(f"line arrays must have one row per segment, got {len(p0)}, {len(p1)}, {len(c0)}, {len(c1)}")
     width = np.broadcast_to(np.asarray(width_px, dtype=np.float64), (n,))
     check_finite(width, "width_px")
+    return p0, p1, c0, c1, width
+
+
+def _expand_rows(
+    p0: np.ndarray,
+    p1: np.ndarray,
+    c0: np.ndarray,
+    c1: np.ndarray,
+    width: np.ndarray,
+    image_width_px: int,
+    image_height_px: int,
+    cull_caps: bool,
+    segment_ids: NDArrayInt | None,
+    *,
+    sources: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The body of :func:`expand_lines_with_sources` on checked arrays; ``sources=False`` leaves the
+    face sources out (an empty array)."""
     w, h = float(image_width_px), float(image_height_px)
 
     x0, y0 = 2.0 * p0[:, 0] / w - 1.0, 1.0 - 2.0 * p0[:, 1] / h
@@ -350,18 +398,20 @@ def expand_lines_with_sources(
     normal = np.stack([-dy[idx], dx[idx]], axis=1) * (half / length)[:, None] * to_px
     along = np.stack([dx[idx], dy[idx]], axis=1) * (half / length)[:, None] * to_px
     q0, q1 = p0[idx], p1[idx]
-    fade0 = c0[idx] * depth_fade(q0[:, 2])[:, None]
-    fade1 = c1[idx] * depth_fade(q1[:, 2])[:, None]
+    k0 = c0[idx]
+    k1 = k0 if c1 is c0 else c1[idx]
+    fade0 = k0 * depth_fade(q0[:, 2])[:, None]
+    fade1 = k1 * depth_fade(q1[:, 2])[:, None]
     m = len(idx)
     if not cull_caps:
         vertices, colors = _line_vertices(q0, q1, normal, along, fade0, fade1, slice(0, VERTICES_PER_SEGMENT))
         faces = _line_faces_template()[None] + (np.arange(m, dtype=np.int32) * VERTICES_PER_SEGMENT)[:, None, None]
-        src = np.repeat(idx, TRIANGLES_PER_SEGMENT)
+        src = np.repeat(idx, TRIANGLES_PER_SEGMENT) if sources else np.zeros(0, np.int64)
         return vertices.reshape(-1, 3), colors.reshape(-1, 3), faces.reshape(-1, 3), src
 
     unit = np.stack([dx[idx], dy[idx]], axis=1) / length[:, None]
     ids = idx if segment_ids is None else np.asarray(segment_ids)[idx]
-    plan = line_plan(q0, q1, c0[idx], c1[idx], width[idx], np.diff(ids) == 1, unit, half, w)
+    plan = line_plan(q0, q1, k0, k1, width[idx], np.diff(ids) == 1, unit, half, w)
     start_rows, end_rows = np.flatnonzero(plan.start_cap), np.flatnonzero(plan.end_cap)
     rim_end, rim_start = np.flatnonzero(plan.rim == 1), np.flatnonzero(plan.rim == 2)
     ns, ne, nre, nrs = len(start_rows), len(end_rows), len(rim_end), len(rim_start)
@@ -445,7 +495,7 @@ def expand_lines_with_sources(
     faces[offset[r] + counts[r] - 1] = np.stack(
         [corner0[r] + 2, corner0[r] + 3, corner0[r] + 4 + np.where(plan.join_positive[r], 0, 1)], axis=1
     )
-    return vertices, colors, faces, np.repeat(idx, counts)
+    return vertices, colors, faces, np.repeat(idx, counts) if sources else np.zeros(0, np.int64)
 
 
 def _line_vertices(

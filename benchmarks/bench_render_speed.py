@@ -1,0 +1,567 @@
+"""Renderer speed: where a camera-frame's time goes, and numpy vs torch geometry (docs/speed.md).
+
+Sections (each prints its figures and, against the first variant, ratios):
+
+1. ``profile``: one process, ms per camera-frame for each stage (the ``nvidia`` look's geometry:
+   pose, transform of the static map, f-theta projection, line expansion, static triangles,
+   traffic lights, boxes; raster: merge, upload + draw + resolve + readback, and the fixed part of
+   that with nothing drawn; x264: NVIDIA's settings, CRF 18 preset ``slow``, one stream);
+2. ``geometry``: camera-frames/s of one process building the frames (geometry only, then geometry +
+   raster), for each geometry variant: ``base`` (the numpy code of ``--baseline-rev``, from
+   ``git archive``, in a subprocess; skipped without git), ``numpy``, ``torch-cpu``, ``torch-cuda``
+   (when torch sees CUDA);
+3. ``render-only``: N spawned processes, each its own EGL context, build + rasterise every
+   camera-frame of the clip and drop the images; timed from a barrier once all are ready
+   (start-up reported apart);
+4. ``end-to-end``: ``render_clip`` of the whole clip to mp4 with NVIDIA's encoder settings
+   (libx264 CRF 18 ``slow``), default workers; start-up (to the first finished camera-frame)
+   reported apart.
+
+Needs only the repository, its pip dependencies (torch with CUDA on a GPU machine) and an EGL.
+
+    .venv/bin/python benchmarks/bench_render_speed.py                       # here (2 cores, llvmpipe)
+    python3 benchmarks/bench_render_speed.py --device gpu --workers 1 8 16  # on the GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __name__ == "__main__" and "--root" in sys.argv:  # the baseline subprocess imports another tree
+    sys.path.insert(0, sys.argv[sys.argv.index("--root") + 1])
+else:
+    sys.path.insert(0, str(REPO))
+
+EXAMPLE_CLIP = REPO / "assets" / "example" / "s2w_demo_curve_0001"
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter
+"""Sections 1-2 time with this: ``wall``, or ``cpu`` (this process's CPU time, all its threads: far
+steadier than wall time on a shared machine; the default without CUDA)."""
+
+
+def machine() -> dict:
+    """CPU model, cores, GPU name (torch or nvidia-smi), versions, load."""
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = "none"
+    torch_version = "not installed"
+    try:
+        import torch
+
+        torch_version = torch.__version__
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    if gpu == "none" and shutil.which("nvidia-smi"):
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+        )
+        gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "none"
+    import numpy
+
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch_version,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def load_clip(frames: int | None):
+    from scene2world.scene.load import load_scene
+
+    scene = load_scene(EXAMPLE_CLIP)
+    if frames is None or frames >= scene.num_frames:
+        return scene
+    import dataclasses
+
+    return dataclasses.replace(
+        scene,
+        frame_timestamps_us=scene.frame_timestamps_us[:frames],
+        world_SE3_rig=scene.world_SE3_rig[:frames],
+        world_SE3_cam_direct={k: v[:frames] for k, v in scene.world_SE3_cam_direct.items()},
+    )
+
+
+def sample_jobs(scene, per_camera: int) -> list[tuple[str, int]]:
+    step = max(1, scene.num_frames // per_camera)
+    return [(cam, f) for cam in scene.camera_names for f in range(0, scene.num_frames, step)]
+
+
+# --------------------------------------------------------------------------------------------
+# 1. profile
+
+
+def _geometry_stages(scene, static, camera_name: str, frame: int, t: dict) -> list:
+    """``frame.build_frame`` (nvidia look, culled caps) step by step, adding each step's seconds to ``t``."""
+    import numpy as np
+
+    from scene2world.renderer import frame as frame_mod
+    from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M
+    from scene2world.renderer.lines import expand_finite_lines
+    from scene2world.renderer.meshes import project_triangles
+    from scene2world.renderer.projection import transform_points
+
+    c = clock
+    t0 = c()
+    camera = frame_mod.camera_model(scene, camera_name)
+    cam_SE3_world = np.linalg.inv(np.asarray(scene.world_SE3_cam(camera_name)[frame], dtype=np.float64))
+    t1 = c()
+    points_cam = transform_points(cam_SE3_world, static.line_points_world)
+    t2 = c()
+    z = points_cam[:, 2]
+    i0, i1 = static.line_index[:, 0], static.line_index[:, 1]
+    near, far = z < NEAR_CLIP_M, z > FAR_CLIP_M
+    shown = np.flatnonzero(~((near[i0] & near[i1]) | (far[i0] & far[i1])))
+    i0, i1 = i0[shown], i1[shown]
+    used = np.zeros(len(z), bool)
+    used[i0] = used[i1] = True
+    uvz = np.empty((len(z), 3))
+    uvz[used, :2] = camera.project(points_cam[used])[0]
+    uvz[:, 2] = z
+    t3 = c()
+    lines = expand_finite_lines(
+        uvz[i0],
+        uvz[i1],
+        static.line_colors[shown],
+        static.line_widths_px[shown],
+        camera.width_px,
+        camera.height_px,
+        "static_lines",
+        segment_ids=shown,
+    )
+    t4 = c()
+    tris = project_triangles(
+        camera,
+        transform_points(cam_SE3_world, static.triangles_world),
+        static.triangle_colors,
+        label="static_triangles",
+    )
+    t5 = c()
+    lights = frame_mod._traffic_lights(static, cam_SE3_world, camera, frame)
+    t6 = c()
+    boxes = frame_mod._dynamic_boxes(scene, frame, "nvidia", cam_SE3_world, camera, static)
+    t7 = c()
+    for key, dt in (
+        ("pose", t1 - t0),
+        ("transform static points", t2 - t1),
+        ("project static points", t3 - t2),
+        ("expand lines", t4 - t3),
+        ("static triangles", t5 - t4),
+        ("traffic lights", t6 - t5),
+        ("boxes", t7 - t6),
+    ):
+        t[key] = t.get(key, 0.0) + dt
+    return [lines, tris, lights, boxes]
+
+
+def profile(scene, msaa: int, device: str, per_camera: int, encode: bool) -> dict:
+    """ms per camera-frame of each stage, one process."""
+    import numpy as np
+
+    from scene2world.renderer.frame import build_frame, prepare_static
+    from scene2world.renderer.raster import Rasterizer, merge_batches
+
+    static = prepare_static(scene, "nvidia")
+    jobs = sample_jobs(scene, per_camera)
+    t: dict[str, float] = {}
+    images = []
+    with Rasterizer(msaa=msaa, device=device) as raster:
+        raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static))  # shader compile
+        for cam, f in jobs:
+            batches = _geometry_stages(scene, static, cam, f, t)
+            want = build_frame(scene, cam, f, "nvidia", static)
+            assert sum(b.num_triangles for b in batches) == sum(b.num_triangles for b in want), "profile != build_frame"
+            t0 = clock()
+            merge_batches(batches)
+            t1 = clock()
+            image = raster.render(batches)
+            t2 = clock()
+            raster.render([])
+            t3 = clock()
+            t["raster: merge batches"] = t.get("raster: merge batches", 0.0) + t1 - t0
+            t["raster: upload+draw+resolve+readback"] = t.get("raster: upload+draw+resolve+readback", 0.0) + t2 - t1
+            t["  of which fixed (nothing drawn)"] = t.get("  of which fixed (nothing drawn)", 0.0) + t3 - t2
+            if cam == jobs[0][0]:
+                images.append(np.array(image))
+        renderer = raster.renderer_name
+    n = len(jobs)
+    out = {key: round(v / n * 1e3, 3) for key, v in t.items()}
+    out["geometry total"] = round(sum(v for k, v in out.items() if not k.startswith(("raster", " "))), 3)
+    if encode:
+        out.update(encode_cost(images))
+    return {"renderer": renderer, "camera_frames": n, "ms_per_camera_frame": out}
+
+
+def encode_cost(images: list) -> dict:
+    """ms per frame of one libx264 CRF 18 ``slow`` stream (wall, and ffmpeg's CPU time)."""
+    from scene2world.renderer.video import VideoWriter
+
+    frames = (images * (60 // max(1, len(images)) + 1))[:60]
+    folder = Path(tempfile.mkdtemp(prefix="s2w-speed-"))
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        with VideoWriter(folder / "x.mp4", width=1280, height=720, crf=18, preset="slow") as w:
+            for image in frames:
+                w.write(image)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "x264 CRF 18 slow: wall": round(wall / len(frames) * 1e3, 3),
+        "x264 CRF 18 slow: ffmpeg CPU": round(cpu / len(frames) * 1e3, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# 2. geometry per process
+
+
+def _torch_lines(static, variant: str):
+    if not variant.startswith("torch"):
+        return None
+    from scene2world.renderer.frame import upload_static_lines
+
+    return upload_static_lines(static, variant.split("-", 1)[1])
+
+
+def _sync(variant: str) -> None:
+    if variant == "torch-cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, repeats: int = 3) -> dict:
+    """camera-frames/s of one process: geometry alone (best of ``repeats``), geometry + raster."""
+    from scene2world.renderer.frame import build_frame, prepare_static
+
+    static = prepare_static(scene, "nvidia")
+    kw = {} if variant == "base" else {"torch_lines": _torch_lines(static, variant)}
+    jobs = sample_jobs(scene, per_camera)
+    for cam, f in jobs[:4]:  # warm-up (CUDA kernels, caches)
+        build_frame(scene, cam, f, "nvidia", static, **kw)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(variant)
+        t0 = clock()
+        for cam, f in jobs:
+            build_frame(scene, cam, f, "nvidia", static, **kw)
+        _sync(variant)
+        best = min(best, clock() - t0)
+    out = {"variant": variant, "geometry_ms": round(best / len(jobs) * 1e3, 3)}
+    if msaa:
+        from scene2world.renderer.raster import Rasterizer
+
+        with Rasterizer(msaa=msaa, device=device) as raster:
+            raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static, **kw))
+            total = float("inf")
+            for _ in range(2):  # best of two passes (llvmpipe's threads make single passes noisy)
+                t0 = clock()
+                for cam, f in jobs:
+                    raster.render(build_frame(scene, cam, f, "nvidia", static, **kw))
+                total = min(total, clock() - t0)
+        out["geometry_raster_ms"] = round(total / len(jobs) * 1e3, 3)
+        out["camera_frames_per_s"] = round(len(jobs) / total, 1)
+    return out
+
+
+def baseline_rate(
+    rev: str, scene_frames: int | None, msaa: int, device: str, per_camera: int, clock_name: str
+) -> dict | None:
+    """:func:`geometry_rate` of the code at ``rev`` (git archive into a temporary folder, a subprocess)."""
+    if not (REPO / ".git").exists() or not shutil.which("git"):
+        print(f"baseline {rev}: no git checkout here; skipped (numpy is the baseline)")
+        return None
+    tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "scene2world"], capture_output=True)
+    if tar.returncode != 0:
+        print(f"baseline {rev}: git archive failed: {tar.stderr.decode().strip()}")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="s2w-base-"))
+    try:
+        with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
+            archive.extractall(folder, filter="data")
+        args = [
+            sys.executable,
+            __file__,
+            "--root",
+            str(folder),
+            "--_baseline",
+            "--msaa",
+            str(msaa),
+            "--clock",
+            clock_name,
+        ]
+        args += ["--device", device, "--per-camera", str(per_camera)]
+        if scene_frames:
+            args += ["--frames", str(scene_frames)]
+        run = subprocess.run(args, capture_output=True, text=True)
+        if run.returncode != 0:
+            print(f"baseline {rev} failed:\n{run.stderr[-2000:]}")
+            return None
+        result: dict = json.loads(run.stdout.strip().splitlines()[-1])
+        result["variant"] = f"base ({rev})"
+        return result
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. render-only, N processes
+
+
+def _render_only_worker(scene, msaa, device, geometry, tasks, results, barrier):
+    from scene2world.renderer.raster import Rasterizer
+    from scene2world.renderer.render import GeometryBuilder
+
+    builder = GeometryBuilder(geometry=geometry)
+    with Rasterizer(msaa=msaa, device=device) as raster:
+        prepared = builder.prepare(scene, "nvidia")
+        raster.render(builder.build(scene, scene.camera_names[0], 0, "nvidia", prepared))
+        barrier.wait()
+        t0 = time.perf_counter()
+        done = 0
+        while (task := tasks.get()) is not None:
+            cam, start, end = task
+            for f in range(start, end):
+                raster.render(builder.build(scene, cam, f, "nvidia", prepared))
+                done += 1
+        results.put((done, time.perf_counter() - t0, raster.renderer_name))
+
+
+def render_only(scene, msaa: int, device: str, geometry: str, workers: int, chunk: int = 16) -> dict:
+    ctx = mp.get_context("spawn")
+    tasks, results, barrier = ctx.Queue(), ctx.Queue(), ctx.Barrier(workers + 1)
+    for cam in scene.camera_names:
+        for start in range(0, scene.num_frames, chunk):
+            tasks.put((cam, start, min(scene.num_frames, start + chunk)))
+    for _ in range(workers):
+        tasks.put(None)
+    t_spawn = time.perf_counter()
+    procs = [
+        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, geometry, tasks, results, barrier))
+        for _ in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=600)
+    t0 = time.perf_counter()
+    out = [results.get(timeout=1800) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    total = sum(d for d, _, _ in out)
+    return {
+        "geometry": geometry,
+        "workers": workers,
+        "startup_s": round(t0 - t_spawn, 2),
+        "seconds": round(wall, 2),
+        "camera_frames_per_s": round(total / wall, 1),
+        "renderer": out[0][2],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# 4. end to end
+
+
+def end_to_end(scene, msaa: int, device: str, geometry: str, workers: int) -> dict:
+    from scene2world.renderer.render import default_workers, render_clip
+
+    out_dir = Path(tempfile.mkdtemp(prefix="s2w-speed-"))
+    first: list[float] = []
+
+    def progress(done: int, _total: int) -> None:
+        if done == 1 and not first:
+            first.append(time.perf_counter())
+
+    try:
+        t0 = time.perf_counter()
+        res = render_clip(
+            scene,
+            out_dir,
+            msaa=msaa,
+            device=device,  # type: ignore[arg-type]
+            workers=workers,
+            crf=18,
+            preset="slow",
+            geometry=geometry,  # type: ignore[arg-type]
+            progress=progress,
+        )
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    frames = sum(r.frames for r in res)
+    return {
+        "geometry": geometry,
+        "workers": workers or default_workers(len(scene.camera_names)),
+        "seconds": round(wall, 2),
+        "to_first_frame_s": round(first[0] - t0, 2) if first else None,
+        "camera_frames": frames,
+        "camera_frames_per_s": round(frames / wall, 1),
+        "renderer": res[0].renderer,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def have_ffmpeg() -> bool:
+    """An ffmpeg for the writer: ``IMAGEIO_FFMPEG_EXE`` or imageio-ffmpeg's binary."""
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):
+        return True
+    try:
+        import imageio_ffmpeg
+
+        return bool(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        return False
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=None, help="only the first N frames of the example clip")
+    ap.add_argument("--msaa", type=int, default=4)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="EGL device")
+    ap.add_argument("--per-camera", type=int, default=16, help="sampled frames per camera (sections 1-2)")
+    ap.add_argument("--geometry", nargs="+", default=None, help="variants: numpy torch-cpu torch-cuda (default: all)")
+    ap.add_argument("--baseline-rev", default="1718edf", help="git revision of the baseline numpy geometry")
+    ap.add_argument(
+        "--process-geometry",
+        nargs="+",
+        default=None,
+        help="geometry in sections 3-4 (default: numpy, and torch on CUDA)",
+    )
+    ap.add_argument("--workers", type=int, nargs="*", default=None, help="render-only process counts")
+    ap.add_argument("--encode-workers", type=int, default=0, help="end-to-end workers (0 = one per core, <= cameras)")
+    ap.add_argument("--sections", nargs="+", default=["profile", "geometry", "render-only", "end-to-end"])
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default=None, help="sections 1-2 (default: cpu without CUDA)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_baseline", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    global clock
+    scene = load_clip(args.frames)
+    cuda = _cuda()
+    args.clock = args.clock or ("wall" if cuda else "cpu")
+    clock = CLOCKS[args.clock]
+    if args._baseline:  # subprocess: the old tree's numpy geometry
+        print(json.dumps(geometry_rate(scene, "base", args.msaa, args.device, args.per_camera)))
+        return 0
+    import torch
+
+    torch.set_num_threads(1)  # one render process = one core; torch's CPU ops on ~10^4 rows gain nothing from more
+    variants = args.geometry or ["numpy", "torch-cpu", *(["torch-cuda"] if cuda else [])]
+    m = machine()
+    report: dict = {"machine": m, "scene": {"cameras": len(scene.camera_names), "frames": scene.num_frames}}
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores; GPU: {m['gpu']}; python {m['python']}, numpy {m['numpy']}, ", end=""
+    )
+    print(f"torch {m['torch']}; load {m['loadavg_1m']}")
+    print(f"clip: {len(scene.camera_names)} cameras x {scene.num_frames} frames, MSAA {args.msaa}, EGL {args.device}")
+
+    if "profile" in args.sections:
+        encode = have_ffmpeg()
+        if not encode:
+            print("no ffmpeg (IMAGEIO_FFMPEG_EXE or imageio-ffmpeg): x264 left out of the profile, no end-to-end")
+            args.sections = [s for s in args.sections if s != "end-to-end"]
+        p = profile(scene, args.msaa, args.device, args.per_camera, encode=encode)
+        report["profile"] = p
+        n, gl = p["camera_frames"], p["renderer"]
+        print(f"\n[1] one process, {args.clock} ms per camera-frame ({n} camera-frames; {gl}):")
+        for key, ms in p["ms_per_camera_frame"].items():
+            print(f"    {key:42s} {ms:8.3f}")
+
+    if "geometry" in args.sections:
+        rows = []
+        base = baseline_rate(args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera, args.clock)
+        if base is not None:
+            rows.append(base)
+        for variant in variants:
+            rows.append(geometry_rate(scene, variant, args.msaa, args.device, args.per_camera))
+        report["geometry"] = rows
+        ref = rows[0]
+        print(f"\n[2] one process, {args.clock} time per camera-frame (ratios against {ref['variant']}):")
+        for r in rows:
+            geo, both = r["geometry_ms"], r["geometry_raster_ms"]
+            print(
+                f"    {r['variant']:20s} geometry {geo:7.3f} ms (x{ref['geometry_ms'] / geo:.2f})"
+                f"   geometry+raster {both:7.3f} ms = {r['camera_frames_per_s']:6.1f} camera-frames/s"
+                f" (x{ref['geometry_raster_ms'] / both:.2f})"
+            )
+
+    geometries = args.process_geometry or ["numpy", *(["torch"] if cuda else [])]
+    if "render-only" in args.sections:
+        report["render_only"] = []
+        print("\n[3] render-only throughput (start-up apart):")
+        for w in args.workers or [min(m["cores"], 16)]:
+            first = None
+            for g in geometries:
+                r = render_only(scene, args.msaa, args.device, g, w)
+                report["render_only"].append(r)
+                first = first or r
+                print(
+                    f"    {w:3d} process(es), geometry {g:6s}: {r['camera_frames_per_s']:7.1f} camera-frames/s "
+                    f"(x{r['camera_frames_per_s'] / first['camera_frames_per_s']:.2f}; {r['seconds']} s; "
+                    f"start-up {r['startup_s']} s)"
+                )
+
+    if "end-to-end" in args.sections:
+        report["end_to_end"] = []
+        print("\n[4] render_clip end to end, libx264 CRF 18 slow (NVIDIA's settings):")
+        first = None
+        for g in geometries:
+            e = end_to_end(scene, args.msaa, args.device, g, args.encode_workers)
+            report["end_to_end"].append(e)
+            first = first or e
+            print(
+                f"    geometry {g:6s}, {e['workers']} workers: {e['seconds']} s for {e['camera_frames']} camera-frames "
+                f"= {e['camera_frames_per_s']} camera-frames/s (x{first['seconds'] / e['seconds']:.2f}); "
+                f"to the first frame {e['to_first_frame_s']} s"
+            )
+    report["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+    print(f"\nload average (1 min) before {m['loadavg_1m']}, after {report['machine']['loadavg_1m_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
