@@ -1,4 +1,4 @@
-"""Renderer speed: where a camera-frame's time goes, and numpy vs torch geometry (docs/speed.md).
+"""Renderer speed: where a camera-frame's time goes, and the geometry before and after (docs/speed.md).
 
 Sections (each prints its figures and, against the first variant, ratios):
 
@@ -7,9 +7,8 @@ Sections (each prints its figures and, against the first variant, ratios):
    traffic lights, boxes; raster: merge, upload + draw + resolve + readback, and the fixed part of
    that with nothing drawn; x264: NVIDIA's settings, CRF 18 preset ``slow``, one stream);
 2. ``geometry``: camera-frames/s of one process building the frames (geometry only, then geometry +
-   raster), for each geometry variant: ``base`` (the numpy code of ``--baseline-rev``, from
-   ``git archive``, in a subprocess; skipped without git), ``numpy``, ``torch-cpu``, ``torch-cuda``
-   (when torch sees CUDA);
+   raster): ``base`` (the geometry of ``--baseline-rev``, from ``git archive``, in a subprocess;
+   skipped without git) and ``numpy`` (this tree);
 3. ``render-only``: N spawned processes, each its own EGL context, build + rasterise every
    camera-frame of the clip and drop the images; timed from a barrier once all are ready
    (start-up reported apart);
@@ -17,7 +16,7 @@ Sections (each prints its figures and, against the first variant, ratios):
    (libx264 CRF 18 ``slow``), default workers; start-up (to the first finished camera-frame)
    reported apart.
 
-Needs only the repository, its pip dependencies (torch with CUDA on a GPU machine) and an EGL.
+Needs only the repository, its pip dependencies and an EGL (NVIDIA's on a GPU machine: docs/gpu.md).
 
     .venv/bin/python benchmarks/bench_render_speed.py                       # here (2 cores, llvmpipe)
     python3 benchmarks/bench_render_speed.py --device gpu --workers 1 8 16  # on the GPU machine
@@ -245,49 +244,31 @@ def encode_cost(images: list) -> dict:
 # 2. geometry per process
 
 
-def _torch_lines(static, variant: str):
-    if not variant.startswith("torch"):
-        return None
-    from scene2world.renderer.frame import upload_static_lines
-
-    return upload_static_lines(static, variant.split("-", 1)[1])
-
-
-def _sync(variant: str) -> None:
-    if variant == "torch-cuda":
-        import torch
-
-        torch.cuda.synchronize()
-
-
 def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, repeats: int = 3) -> dict:
     """camera-frames/s of one process: geometry alone (best of ``repeats``), geometry + raster."""
     from scene2world.renderer.frame import build_frame, prepare_static
 
     static = prepare_static(scene, "nvidia")
-    kw = {} if variant == "base" else {"torch_lines": _torch_lines(static, variant)}
     jobs = sample_jobs(scene, per_camera)
-    for cam, f in jobs[:4]:  # warm-up (CUDA kernels, caches)
-        build_frame(scene, cam, f, "nvidia", static, **kw)
+    for cam, f in jobs[:4]:  # warm-up (caches)
+        build_frame(scene, cam, f, "nvidia", static)
     best = float("inf")
     for _ in range(repeats):
-        _sync(variant)
         t0 = clock()
         for cam, f in jobs:
-            build_frame(scene, cam, f, "nvidia", static, **kw)
-        _sync(variant)
+            build_frame(scene, cam, f, "nvidia", static)
         best = min(best, clock() - t0)
     out = {"variant": variant, "geometry_ms": round(best / len(jobs) * 1e3, 3)}
     if msaa:
         from scene2world.renderer.raster import Rasterizer
 
         with Rasterizer(msaa=msaa, device=device) as raster:
-            raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static, **kw))
+            raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static))
             total = float("inf")
             for _ in range(2):  # best of two passes (llvmpipe's threads make single passes noisy)
                 t0 = clock()
                 for cam, f in jobs:
-                    raster.render(build_frame(scene, cam, f, "nvidia", static, **kw))
+                    raster.render(build_frame(scene, cam, f, "nvidia", static))
                 total = min(total, clock() - t0)
         out["geometry_raster_ms"] = round(total / len(jobs) * 1e3, 3)
         out["camera_frames_per_s"] = round(len(jobs) / total, 1)
@@ -338,11 +319,11 @@ def baseline_rate(
 # 3. render-only, N processes
 
 
-def _render_only_worker(scene, msaa, device, geometry, tasks, results, barrier):
+def _render_only_worker(scene, msaa, device, tasks, results, barrier):
     from scene2world.renderer.raster import Rasterizer
     from scene2world.renderer.render import GeometryBuilder
 
-    builder = GeometryBuilder(geometry=geometry)
+    builder = GeometryBuilder()
     with Rasterizer(msaa=msaa, device=device) as raster:
         prepared = builder.prepare(scene, "nvidia")
         raster.render(builder.build(scene, scene.camera_names[0], 0, "nvidia", prepared))
@@ -357,7 +338,7 @@ def _render_only_worker(scene, msaa, device, geometry, tasks, results, barrier):
         results.put((done, time.perf_counter() - t0, raster.renderer_name))
 
 
-def render_only(scene, msaa: int, device: str, geometry: str, workers: int, chunk: int = 16) -> dict:
+def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) -> dict:
     ctx = mp.get_context("spawn")
     tasks, results, barrier = ctx.Queue(), ctx.Queue(), ctx.Barrier(workers + 1)
     for cam in scene.camera_names:
@@ -367,7 +348,7 @@ def render_only(scene, msaa: int, device: str, geometry: str, workers: int, chun
         tasks.put(None)
     t_spawn = time.perf_counter()
     procs = [
-        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, geometry, tasks, results, barrier))
+        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, tasks, results, barrier))
         for _ in range(workers)
     ]
     for p in procs:
@@ -380,7 +361,6 @@ def render_only(scene, msaa: int, device: str, geometry: str, workers: int, chun
         p.join()
     total = sum(d for d, _, _ in out)
     return {
-        "geometry": geometry,
         "workers": workers,
         "startup_s": round(t0 - t_spawn, 2),
         "seconds": round(wall, 2),
@@ -393,7 +373,7 @@ def render_only(scene, msaa: int, device: str, geometry: str, workers: int, chun
 # 4. end to end
 
 
-def end_to_end(scene, msaa: int, device: str, geometry: str, workers: int) -> dict:
+def end_to_end(scene, msaa: int, device: str, workers: int) -> dict:
     from scene2world.renderer.render import default_workers, render_clip
 
     out_dir = Path(tempfile.mkdtemp(prefix="s2w-speed-"))
@@ -413,7 +393,6 @@ def end_to_end(scene, msaa: int, device: str, geometry: str, workers: int) -> di
             workers=workers,
             crf=18,
             preset="slow",
-            geometry=geometry,  # type: ignore[arg-type]
             progress=progress,
         )
         wall = time.perf_counter() - t0
@@ -421,7 +400,6 @@ def end_to_end(scene, msaa: int, device: str, geometry: str, workers: int) -> di
         shutil.rmtree(out_dir, ignore_errors=True)
     frames = sum(r.frames for r in res)
     return {
-        "geometry": geometry,
         "workers": workers or default_workers(len(scene.camera_names)),
         "seconds": round(wall, 2),
         "to_first_frame_s": round(first[0] - t0, 2) if first else None,
@@ -446,32 +424,19 @@ def have_ffmpeg() -> bool:
         return False
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=None, help="only the first N frames of the example clip")
     ap.add_argument("--msaa", type=int, default=4)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="EGL device")
     ap.add_argument("--per-camera", type=int, default=16, help="sampled frames per camera (sections 1-2)")
-    ap.add_argument("--geometry", nargs="+", default=None, help="variants: numpy torch-cpu torch-cuda (default: all)")
     ap.add_argument("--baseline-rev", default="1718edf", help="git revision of the baseline numpy geometry")
-    ap.add_argument(
-        "--process-geometry",
-        nargs="+",
-        default=None,
-        help="geometry in sections 3-4 (default: numpy, and torch on CUDA)",
-    )
     ap.add_argument("--workers", type=int, nargs="*", default=None, help="render-only process counts")
     ap.add_argument("--encode-workers", type=int, default=0, help="end-to-end workers (0 = one per core, <= cameras)")
     ap.add_argument("--sections", nargs="+", default=["profile", "geometry", "render-only", "end-to-end"])
-    ap.add_argument("--clock", choices=sorted(CLOCKS), default=None, help="sections 1-2 (default: cpu without CUDA)")
+    ap.add_argument(
+        "--clock", choices=sorted(CLOCKS), default=None, help="sections 1-2 (default: wall on a GPU, else cpu)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_baseline", action="store_true", help=argparse.SUPPRESS)
@@ -479,16 +444,11 @@ def main(argv: list[str] | None = None) -> int:
 
     global clock
     scene = load_clip(args.frames)
-    cuda = _cuda()
-    args.clock = args.clock or ("wall" if cuda else "cpu")
+    args.clock = args.clock or ("wall" if args.device == "gpu" else "cpu")
     clock = CLOCKS[args.clock]
     if args._baseline:  # subprocess: the old tree's numpy geometry
         print(json.dumps(geometry_rate(scene, "base", args.msaa, args.device, args.per_camera)))
         return 0
-    import torch
-
-    torch.set_num_threads(1)  # one render process = one core; torch's CPU ops on ~10^4 rows gain nothing from more
-    variants = args.geometry or ["numpy", "torch-cpu", *(["torch-cuda"] if cuda else [])]
     m = machine()
     report: dict = {"machine": m, "scene": {"cameras": len(scene.camera_names), "frames": scene.num_frames}}
     print(
@@ -514,8 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         base = baseline_rate(args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera, args.clock)
         if base is not None:
             rows.append(base)
-        for variant in variants:
-            rows.append(geometry_rate(scene, variant, args.msaa, args.device, args.per_camera))
+        rows.append(geometry_rate(scene, "numpy", args.msaa, args.device, args.per_camera))
         report["geometry"] = rows
         ref = rows[0]
         print(f"\n[2] one process, {args.clock} time per camera-frame (ratios against {ref['variant']}):")
@@ -527,35 +486,29 @@ def main(argv: list[str] | None = None) -> int:
                 f" (x{ref['geometry_raster_ms'] / both:.2f})"
             )
 
-    geometries = args.process_geometry or ["numpy", *(["torch"] if cuda else [])]
     if "render-only" in args.sections:
         report["render_only"] = []
         print("\n[3] render-only throughput (start-up apart):")
+        first = None
         for w in args.workers or [min(m["cores"], 16)]:
-            first = None
-            for g in geometries:
-                r = render_only(scene, args.msaa, args.device, g, w)
-                report["render_only"].append(r)
-                first = first or r
-                print(
-                    f"    {w:3d} process(es), geometry {g:6s}: {r['camera_frames_per_s']:7.1f} camera-frames/s "
-                    f"(x{r['camera_frames_per_s'] / first['camera_frames_per_s']:.2f}; {r['seconds']} s; "
-                    f"start-up {r['startup_s']} s)"
-                )
+            r = render_only(scene, args.msaa, args.device, w)
+            report["render_only"].append(r)
+            first = first or r
+            print(
+                f"    {w:3d} process(es): {r['camera_frames_per_s']:7.1f} camera-frames/s "
+                f"(x{r['camera_frames_per_s'] / first['camera_frames_per_s']:.2f} of {first['workers']}; "
+                f"{r['seconds']} s; start-up {r['startup_s']} s)"
+            )
 
     if "end-to-end" in args.sections:
         report["end_to_end"] = []
         print("\n[4] render_clip end to end, libx264 CRF 18 slow (NVIDIA's settings):")
-        first = None
-        for g in geometries:
-            e = end_to_end(scene, args.msaa, args.device, g, args.encode_workers)
-            report["end_to_end"].append(e)
-            first = first or e
-            print(
-                f"    geometry {g:6s}, {e['workers']} workers: {e['seconds']} s for {e['camera_frames']} camera-frames "
-                f"= {e['camera_frames_per_s']} camera-frames/s (x{first['seconds'] / e['seconds']:.2f}); "
-                f"to the first frame {e['to_first_frame_s']} s"
-            )
+        e = end_to_end(scene, args.msaa, args.device, args.encode_workers)
+        report["end_to_end"].append(e)
+        print(
+            f"    {e['workers']} workers: {e['seconds']} s for {e['camera_frames']} camera-frames "
+            f"= {e['camera_frames_per_s']} camera-frames/s; to the first frame {e['to_first_frame_s']} s"
+        )
     report["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     print(f"\nload average (1 min) before {m['loadavg_1m']}, after {report['machine']['loadavg_1m_after']}")
     if args.json:

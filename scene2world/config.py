@@ -49,8 +49,6 @@ DEFAULT_CRF = 18
 """libx264 constant rate factor of NVIDIA's control videos."""
 DEFAULT_PRESET: X264Preset = "slow"
 """libx264 preset of NVIDIA's control videos."""
-Geometry = Literal["numpy", "torch", "auto"]
-"""Where each frame's static map lines are built: numpy on the CPU, or torch (docs/speed.md)."""
 
 NVIDIA_EXAMPLE1_URL = (
     "https://github.com/nvidia-cosmos/cosmos-dependencies/releases/download/assets/multiview_example1.zip"
@@ -108,12 +106,6 @@ class RenderConfig(_Model):
     )
     device: Device = Field(
         "auto", description="EGL device: `gpu` = NVIDIA EGL, `cpu` = Mesa llvmpipe, `auto` = GPU when present."
-    )
-    geometry: Geometry = Field(
-        "numpy",
-        description="Where each frame's static map lines are projected and expanded: `numpy` (CPU), `torch` "
-        "(CUDA when torch sees one, else CPU; same pixels on the bundled example, docs/speed.md), "
-        "`auto` = torch on CUDA when present, else numpy.",
     )
     crf: int = Field(DEFAULT_CRF, ge=0, le=51, description="libx264 constant rate factor (NVIDIA: 18).")
     preset: X264Preset = Field(DEFAULT_PRESET, description="libx264 preset (NVIDIA: slow).")

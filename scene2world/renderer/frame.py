@@ -30,7 +30,6 @@ from scene2world.renderer.clipping import (
     FIXED_NEAR_M,
 )
 from scene2world.renderer.lines import expand_finite_lines
-from scene2world.renderer.lines_torch import TorchStaticLines, static_lines_torch, torch_device
 from scene2world.renderer.meshes import (
     line_mesh,
     project_lines,
@@ -239,14 +238,6 @@ def prepare_static(scene: Scene, look: Look = "nvidia") -> StaticGeometry:
     )
 
 
-def upload_static_lines(static: StaticGeometry, device: str = "auto") -> TorchStaticLines:
-    """``static``'s line arrays on a torch device (``auto``: CUDA when present, else the CPU), for
-    ``build_frame(..., torch_lines=...)``; done once per clip and process."""
-    return TorchStaticLines.upload(
-        static.line_points_world, static.line_index, static.line_colors, static.line_widths_px, torch_device(device)
-    )
-
-
 @lru_cache(maxsize=256)
 def _camera(intrinsics: FThetaIntrinsics, name: str) -> FThetaCamera:
     return FThetaCamera.from_intrinsics(intrinsics, name)
@@ -338,7 +329,6 @@ def build_frame(
     prepared_static: StaticGeometry | None = None,
     *,
     cull_caps: bool = True,
-    torch_lines: TorchStaticLines | None = None,
 ) -> list[DrawBatch]:
     """NVIDIA's ordered draw batches of ``camera_name`` at ``frame`` (1280x720 pixel space).
 
@@ -351,9 +341,6 @@ def build_frame(
         cull_caps: leave out the line caps that neighbouring quads cover (same picture, far fewer
             triangles, see :func:`scene2world.renderer.lines.line_plan`); False draws
             every cap as NVIDIA's shader does.
-        torch_lines: this clip's static lines on a torch device (:func:`upload_static_lines`): the
-            ``nvidia`` look's static lines are then projected and expanded in torch
-            (:mod:`scene2world.renderer.lines_torch`); None: in numpy.
 
     Returns:
         ``[static_lines, static_triangles, traffic_lights, dynamic_boxes]`` (possibly empty batches).
@@ -385,8 +372,6 @@ def build_frame(
             cull_caps=cull_caps,
             label="static_lines",
         )
-    elif torch_lines is not None:
-        lines = static_lines_torch(torch_lines, cam_SE3_world, camera, cull_caps=cull_caps)
     else:
         # segments wholly nearer than the near plane or beyond the far one cannot show (the
         # rasteriser clips them away): project only the points of the others

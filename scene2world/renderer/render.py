@@ -45,7 +45,6 @@ from scene2world.config import (
     VIDEO_HEIGHT_PX,
     VIDEO_WIDTH_PX,
     Device,
-    Geometry,
     LineCaps,
     Look,
 )
@@ -72,7 +71,6 @@ from scene2world.typing import NDArrayByte
 log = logging.getLogger(__name__)
 
 LINE_CAPS: tuple[str, ...] = get_args(LineCaps)
-GEOMETRIES: tuple[str, ...] = get_args(Geometry)
 
 
 ProgressFn = Callable[[int, int], None]
@@ -118,37 +116,21 @@ class GeometryBuilder:
     """The default :class:`FrameBuilder`: the geometry of :mod:`scene2world.renderer.frame`.
 
     ``cull_caps``: leave out the line caps that other geometry covers (``frame.build_frame``).
-    ``geometry``: where the static lines are projected and expanded each frame (docs/speed.md):
-    ``numpy``; ``torch`` (CUDA when torch sees one, else the CPU); ``auto`` (torch on CUDA when
-    torch sees one, else numpy).
     """
 
     cull_caps: bool = True
-    geometry: str = "numpy"
 
     def prepare(self, scene: Scene, look: Look) -> Any:
-        """Call ``frame.prepare_static``; for torch also upload its lines: ``(static, torch_lines)``."""
-        from scene2world.renderer.frame import prepare_static, upload_static_lines
+        """Call ``frame.prepare_static``."""
+        from scene2world.renderer.frame import prepare_static
 
-        static = prepare_static(scene, look)
-        if self.geometry == "torch" or (self.geometry == "auto" and _cuda_available()):
-            return static, upload_static_lines(static)
-        return static
+        return prepare_static(scene, look)
 
     def build(self, scene: Scene, camera: str, frame: int, look: Look, prepared: Any) -> list[Any]:
-        """Call ``frame.build_frame`` (``prepared``: a ``StaticGeometry`` or ``(static, torch_lines)``)."""
+        """Call ``frame.build_frame``."""
         from scene2world.renderer.frame import build_frame
 
-        static, torch_lines = prepared if isinstance(prepared, tuple) else (prepared, None)
-        return build_frame(
-            scene, camera, frame, look, prepared_static=static, cull_caps=self.cull_caps, torch_lines=torch_lines
-        )
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
+        return build_frame(scene, camera, frame, look, prepared_static=prepared, cull_caps=self.cull_caps)
 
 
 @dataclass(frozen=True)
@@ -237,12 +219,10 @@ def check_cameras(scene: Scene, cameras: Sequence[str] | None) -> list[str]:
     return cameras
 
 
-def _geometry(line_caps: str, geometry: str = "numpy") -> GeometryBuilder:
+def _geometry(line_caps: str) -> GeometryBuilder:
     if line_caps not in LINE_CAPS:
         raise RenderError(f"`line_caps` must be one of {list(LINE_CAPS)}, got {line_caps!r}")
-    if geometry not in GEOMETRIES:
-        raise RenderError(f"`geometry` must be one of {list(GEOMETRIES)}, got {geometry!r}")
-    return GeometryBuilder(cull_caps=line_caps == "culled", geometry=geometry)
+    return GeometryBuilder(cull_caps=line_caps == "culled")
 
 
 def is_empty_scene(scene: Scene) -> bool:
@@ -559,7 +539,6 @@ def render_clip(
     png: bool = False,
     workers: int = 0,
     line_caps: LineCaps = "culled",
-    geometry: Geometry = "numpy",
     progress: ProgressFn | None = None,
     frame_builder: FrameBuilder | None = None,
 ) -> list[RenderedCamera]:
@@ -572,7 +551,6 @@ def render_clip(
     joined losslessly (mp4: ffmpeg concat, ``-c copy``; each segment starts with a keyframe).
     ``line_caps``: ``culled`` (far fewer triangles, the same picture but for a few samples) or
     ``all`` (NVIDIA's geometry triangle for triangle); see ``primitives.line_plan``.
-    ``geometry``: ``numpy``, ``torch`` or ``auto`` (:class:`GeometryBuilder`, docs/speed.md).
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
@@ -589,7 +567,7 @@ def render_clip(
         raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
     if workers < 0:
         raise RenderError(f"`workers` must be >= 0, got {workers}")
-    builder = frame_builder or _geometry(line_caps, geometry)
+    builder = frame_builder or _geometry(line_caps)
     for cam in cams:  # temporaries of renders that were killed outright (SIGKILL) on this host
         remove_orphan_partials(_final_path(out_dir, scene.clip_id, cam, png))
     if is_empty_scene(scene):
@@ -641,7 +619,6 @@ def render_png_frame(
     device: Device = "auto",
     *,
     line_caps: LineCaps = "culled",
-    geometry: Geometry = "numpy",
     frame_builder: FrameBuilder | None = None,
 ) -> NDArrayByte:
     """One frame of one camera as a (720, 1280, 3) uint8 RGB image (previews, tests)."""
@@ -649,7 +626,7 @@ def render_png_frame(
 
     (camera,) = check_cameras(scene, [camera])
     resolve_frames(scene, (frame, frame + 1))
-    builder = frame_builder or _geometry(line_caps, geometry)
+    builder = frame_builder or _geometry(line_caps)
     with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=msaa, device=device) as raster:
         batches = builder.build(scene, camera, int(frame), look, builder.prepare(scene, look))
         image: np.ndarray = raster.render(batches)

@@ -116,8 +116,8 @@ def resolve_input(path: Path) -> RenderInput:
 
 
 def settings_of(cfg: RenderConfig) -> dict[str, Any]:
-    """The render settings that shape pixels (workers, device, geometry and where tasks run do not)."""
-    return cfg.model_dump(mode="json", exclude={"workers", "device", "geometry", "task_runner", "dask_address"})
+    """The render settings that shape pixels (workers, device and where tasks run do not)."""
+    return cfg.model_dump(mode="json", exclude={"workers", "device", "task_runner", "dask_address"})
 
 
 def render_key(cfg: RenderConfig, content: str) -> str:
@@ -159,7 +159,6 @@ def render_options(cfg: RenderConfig) -> dict[str, Any]:
         "preset": cfg.preset,
         "png": cfg.png,
         "line_caps": cfg.line_caps,
-        "geometry": cfg.geometry,
     }
 
 

@@ -79,14 +79,3 @@ def test_changing_one_cameras_calibration_rerenders_that_camera_only(tmp_path):
     assert all(moved_before[p] != moved_after[p] for p in moved_before), "the remounted camera's frames did not change"
     kept = frames_of(after, cams[0])
     assert len(kept) == 3 and kept == frames_of(before, cams[0])
-
-
-def test_geometry_setting_renders_through_torch_and_keeps_the_cache_key(tmp_path):
-    """``render.geometry: torch`` renders through the step (torch on this machine's CPU); the
-    same pixels under numpy make the next run a cache hit: the setting is not in the key."""
-    source = resolve_input(EXAMPLE)
-    cams = ["camera_front_wide_120fov"]
-    first = run_render(RenderConfig(cameras=cams, geometry="torch", **FAST), source, data_root=tmp_path)
-    assert first.manifest.stats == {"rendered_cameras": 1, "reused_cameras": 0}
-    again = run_render(RenderConfig(cameras=cams, geometry="numpy", **FAST), source, data_root=tmp_path)
-    assert again.cache_hit
