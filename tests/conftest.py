@@ -35,3 +35,12 @@ def prefect_harness():
 
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+def process_alive(pid: int) -> bool:
+    """``pid`` runs and is not a zombie (from ``/proc``)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

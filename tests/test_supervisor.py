@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scene2world.supervisor import COMMAND_ALONE_S, PARENT_LOST_GRACE_S, supervised_argv
+from tests.conftest import process_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -50,18 +51,12 @@ def _pids(path: Path, timeout_s: float = 30) -> list[int]:
     return [int(p) for p in path.read_text().split()]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _gone_within(pids: list[int], seconds: float) -> float:
     t0 = time.monotonic()
-    while any(_alive(p) for p in pids):
-        assert time.monotonic() - t0 < seconds, f"still running after {seconds} s: {[p for p in pids if _alive(p)]}"
+    while any(process_alive(p) for p in pids):
+        assert time.monotonic() - t0 < seconds, (
+            f"still running after {seconds} s: {[p for p in pids if process_alive(p)]}"
+        )
         time.sleep(0.05)
     return time.monotonic() - t0
 
@@ -125,7 +120,7 @@ def test_a_killed_parent_leaves_nothing_running_even_what_ignores_sigterm(tmp_pa
     try:
         command, rank = _pids(out)
         supervisor = int(Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        assert _alive(supervisor) and supervisor != parent.pid
+        assert process_alive(supervisor) and supervisor != parent.pid
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
         # the launcher's 20 s grace does not apply: its parent is gone, so only PARENT_LOST_GRACE_S
@@ -134,7 +129,7 @@ def test_a_killed_parent_leaves_nothing_running_even_what_ignores_sigterm(tmp_pa
     finally:
         parent.kill()
         for pid in _pids(out):
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

@@ -15,6 +15,7 @@ import pytest
 from scene2world.errors import InferenceError
 from scene2world.inference.engines import passthrough_env
 from scene2world.inference.launcher import TorchrunCommand, build_torchrun_argv, launch, rank_logs
+from tests.conftest import process_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,18 +64,10 @@ def job(tmp_path: Path):
     return make
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def assert_no_survivor(job) -> None:
     """Neither the recorded rank pids nor anything running the worker script is alive."""
     pids = [int(p.read_text()) for p in job.pids.iterdir()]
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if process_alive(pid)]
     marker = str(job.script).encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
@@ -82,7 +75,7 @@ def assert_no_survivor(job) -> None:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            assert marker not in cmdline or not _alive(int(entry.name)), f"pid {entry.name} survived"
+            assert marker not in cmdline or not process_alive(int(entry.name)), f"pid {entry.name} survived"
 
 
 def test_argv_and_dry_run(job, tmp_path):

@@ -6,25 +6,16 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from scene2world.renderer.pool import RenderPool
 from scene2world.scene.discover import discover_clips
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, process_alive
 
 pytestmark = pytest.mark.timeout(180)
 
 CAMERA = "camera_front_wide_120fov"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_stop_ends_a_running_camera_at_once_and_a_ctrl_c_to_the_workers_does_not(tmp_path):
@@ -55,7 +46,7 @@ def test_stop_ends_a_running_camera_at_once_and_a_ctrl_c_to_the_workers_does_not
     os.kill(worker, signal.SIGINT)
     seen = len(frames)
     while len(frames) < seen + 3:
-        assert thread.is_alive() and _alive(worker), f"SIGINT stopped the render process: {outcome}"
+        assert thread.is_alive() and process_alive(worker), f"SIGINT stopped the render process: {outcome}"
         assert time.monotonic() < deadline, "the render stalled after SIGINT"
         time.sleep(0.05)
 
@@ -68,4 +59,4 @@ def test_stop_ends_a_running_camera_at_once_and_a_ctrl_c_to_the_workers_does_not
     assert "stopped by SIGTERM" in str(outcome["error"]) or type(outcome["error"]).__name__ == "Stopped", outcome
     assert took < 10, f"close(stop=True) took {took:.1f} s"
     assert not [p for p in tmp_path.rglob("*") if p.is_file()], "a stopped camera left files"
-    assert not _alive(worker)
+    assert not process_alive(worker)
