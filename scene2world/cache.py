@@ -20,11 +20,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from scene2world import __version__
 from scene2world.atomic import STAGING, replace_folder, temporaries_of, temporary_path
 from scene2world.atomic import link_or_copy as link_or_copy  # the steps place their inputs with cache.link_or_copy
+from scene2world.contracts import StepName
 from scene2world.errors import CacheError, Scene2WorldError
 from scene2world.leftovers import remove_orphans
 from scene2world.manifest import MANIFEST_NAME, Manifest, read_manifest, sha256_json, verify_files
@@ -164,8 +165,11 @@ class DiskFullError(CacheError, OSError):
         self.errno = errno.ENOSPC
 
 
-STEP_FOLDERS = ("download", "render", "infer", "package")
+STEP_FOLDERS: tuple[str, ...] = get_args(StepName)
+"""The data root's step folders (one per step, named after it)."""
 FAILED_DIR = "failed"
+LOGS_DIR = "logs"
+"""The name of a folder of logs: kept from a failed step (:func:`keep_logs`), published with a step's outputs."""
 
 
 def failed_dir(out_dir: Path) -> Path:
@@ -181,7 +185,7 @@ def failed_dir(out_dir: Path) -> Path:
 def keep_logs(tmp: Path, dest: Path) -> Path | None:
     """Move every ``logs`` folder and ``*.log`` file under the staging folder ``tmp`` to ``dest``
     (same relative paths); ``dest`` when something was kept, else None. Best effort."""
-    found = [p for p in tmp.rglob("*") if (p.is_dir() and p.name == "logs") or (p.is_file() and p.suffix == ".log")]
+    found = [p for p in tmp.rglob("*") if (p.is_dir() and p.name == LOGS_DIR) or (p.is_file() and p.suffix == ".log")]
     found = [p for p in found if not any(q in p.parents for q in found)]  # outermost only
     moved = False
     for path in found:

@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scene2world.atomic import STAGING, replace_folder, temporary_path
+from scene2world.cache import LOGS_DIR  # torchrun's per-rank logs and torchrun.log, under the output folder
 from scene2world.config import InferConfig
 from scene2world.errors import InferenceError
 from scene2world.inference.engines import check_cosmos, engine_command
 from scene2world.inference.launcher import DEFAULT_GRACE_S, launch
 from scene2world.inference.preflight import Plan, describe, preflight
-
-LOGS_DIR = "logs"
-"""Sub-folder of the output folder holding torchrun's per-rank logs and ``torchrun.log``."""
 
 
 @dataclass(frozen=True)

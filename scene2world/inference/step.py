@@ -58,7 +58,6 @@ STEP_VERSION = "2"
 SPEC_DIR = "spec"
 OUTPUT_DIR = "outputs"
 CONTROLS_DIR = "controls"
-LOGS_DIR = "logs"
 SAMPLE_CACHE = "infer-samples"
 LAUNCH_DIR = ".launch"
 FAILED_LAUNCH = "launch"
@@ -180,7 +179,7 @@ def run_infer(
                 spec=spec_path.relative_to(tmp).as_posix(),
                 **payload(entry, SampleCacheData).files.model_dump(),
             )
-        logs = sorted(p.relative_to(tmp).as_posix() for p in (tmp / LOGS_DIR).rglob("*") if p.is_file())
+        logs = sorted(p.relative_to(tmp).as_posix() for p in (tmp / cache.LOGS_DIR).rglob("*") if p.is_file())
         manifest = Manifest(
             step=STEP,
             step_version=STEP_VERSION,
@@ -243,10 +242,10 @@ def _launch(
         launch_spec.unlink(missing_ok=True)
     for r in todo:
         entries[r.name] = _store_sample(data_root, keys[r.name], r, result.samples[r.name], tmp)
-    logs = tmp / LOGS_DIR
+    logs = tmp / cache.LOGS_DIR
     logs.mkdir(exist_ok=True)
     for path in sorted(result.out_dir.iterdir()):
-        if path.name == LOGS_DIR:
+        if path.name == cache.LOGS_DIR:
             for sub in path.iterdir():
                 os.replace(sub, logs / sub.name)
         elif path.is_file():

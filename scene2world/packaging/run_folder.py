@@ -73,7 +73,6 @@ from scene2world.packaging.versions import software_versions
 CONTROLS_DIR = "controls"
 GENERATED_DIR = "generated"
 SPEC_DIR = "spec"
-LOGS_DIR = "logs"
 COSMOS_DIR = "cosmos_layout"
 CONTACT_SHEET = "contact_sheet.png"
 _INFO_KEYS = ("name", "source", "config", "cache_key")
@@ -188,7 +187,7 @@ def package_run(
             clips_data = _place_controls(build, clips, render)
             samples_data, specs = _place_generated(build, samples, infer, infer_dir)
             logs = _place_logs(build, infer, infer_dir, log_files)
-            (tmp / LOGS_DIR).mkdir(exist_ok=True)
+            (tmp / cache.LOGS_DIR).mkdir(exist_ok=True)
             timings["copy"] = time.perf_counter() - t0
 
             sheet = None
@@ -483,8 +482,8 @@ def _place_logs(build: _Build, infer: Manifest | None, infer_dir: Path | None, e
         where = str(infer_dir / MANIFEST_NAME)
         for rel in payload(infer, InferData).logs:
             src = inside(infer_dir, rel, where)
-            placed.append(build.place(src, build.free_name(LOGS_DIR, src.name), infer, rel))
+            placed.append(build.place(src, build.free_name(cache.LOGS_DIR, src.name), infer, rel))
     for path in extra:
         path = Path(path)
-        placed.append(build.place(path, build.free_name(LOGS_DIR, path.name)))
+        placed.append(build.place(path, build.free_name(cache.LOGS_DIR, path.name)))
     return placed

@@ -142,7 +142,7 @@ class _Job:
     end: int
     look: Look
     msaa: int
-    device: str
+    device: Device
     crf: int
     preset: str
     png: bool
@@ -349,7 +349,7 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     try:
         from scene2world.renderer.raster import Rasterizer
 
-        with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:  # type: ignore[arg-type]
+        with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:
             prepared = job.builder.prepare(scene, job.look)
             while not stopper():
                 task = tasks.get()
@@ -510,7 +510,7 @@ def _render_in_process(
     results = []
     with (
         sigterm_raises(),
-        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,  # type: ignore[arg-type]
+        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,
     ):
         prepared = job.builder.prepare(scene, job.look)
         if progress is not None:

@@ -9,11 +9,12 @@ The ``*_target(inputs)`` functions give a task's (step key, output folder) for i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from scene2world import cache
@@ -27,6 +28,30 @@ from scene2world.tasks import progress
 from scene2world.tasks.caching import StepKey
 
 CACHE_EXPIRATION = timedelta(days=30)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def cached_step(
+    name: str, key_of: Callable[[dict[str, Any]], Any], tags: list[str], run_name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """Prefect's ``@task`` for a step whose output folder is its cache (docs/caching.md): the
+    :class:`~scene2world.tasks.caching.StepKey` policy over ``key_of``, a JSON result kept
+    ``CACHE_EXPIRATION``, the ``scene2world`` tag and ``tags``."""
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return task(
+            name=name,
+            task_run_name=run_name,
+            cache_policy=StepKey(key_of=key_of),
+            tags=["scene2world", *tags],
+            persist_result=True,
+            result_serializer="json",
+            cache_expiration=CACHE_EXPIRATION,
+        )(fn)
+
+    return decorate
 
 
 def download_target(inputs: dict[str, Any]) -> tuple[str, Path] | None:
@@ -62,15 +87,7 @@ def package_target(inputs: dict[str, Any]) -> tuple[str, Path]:
     return key, package_step.run_dir_for(Path(inputs["runs_dir"]), inputs["name"], key)
 
 
-@task(
-    name="download",
-    task_run_name="download-{cfg.source}",
-    cache_policy=StepKey(key_of=download_target),
-    tags=["scene2world", "download"],
-    persist_result=True,
-    result_serializer="json",
-    cache_expiration=CACHE_EXPIRATION,
-)
+@cached_step("download", download_target, ["download"], run_name="download-{cfg.source}")
 def download_task(cfg: DownloadConfig, datasets: dict[str, str], data_root: Path) -> dict[str, Any]:
     """Fetch or copy the dataset and discover its clips."""
     result = download_step.run_download(cfg, datasets=datasets, data_root=data_root)
@@ -92,14 +109,7 @@ def render_plan_task(cfg: RenderConfig, clip: dict[str, str], origin: str | None
     return render_step.plan_clip(cfg, ref, origin).to_dict()
 
 
-@task(
-    name="render-camera",
-    cache_policy=StepKey(key_of=camera_target),
-    tags=["scene2world", "render"],
-    persist_result=True,
-    result_serializer="json",
-    cache_expiration=CACHE_EXPIRATION,
-)
+@cached_step("render-camera", camera_target, ["render"])
 def render_camera_task(cfg: RenderConfig, plan: dict[str, Any], camera: str, data_root: Path) -> dict[str, Any]:
     """Render one camera of one clip into the per-camera cache (in this machine's render pool when
     there is one, else in this process: a Dask worker)."""
@@ -120,15 +130,7 @@ def render_camera_task(cfg: RenderConfig, plan: dict[str, Any], camera: str, dat
     return outcome.to_dict()
 
 
-@task(
-    name="render",
-    task_run_name="render-assemble",
-    cache_policy=StepKey(key_of=render_target),
-    tags=["scene2world", "render"],
-    persist_result=True,
-    result_serializer="json",
-    cache_expiration=CACHE_EXPIRATION,
-)
+@cached_step("render", render_target, ["render"], run_name="render-assemble")
 def render_task(
     cfg: RenderConfig, download: dict[str, Any], data_root: Path, cameras: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -145,15 +147,7 @@ def render_task(
     return _report(result)
 
 
-@task(
-    name="infer",
-    task_run_name="infer-{cfg.engine}",
-    cache_policy=StepKey(key_of=infer_target),
-    tags=["scene2world", "infer", "gpu"],
-    persist_result=True,
-    result_serializer="json",
-    cache_expiration=CACHE_EXPIRATION,
-)
+@cached_step("infer", infer_target, ["infer", "gpu"], run_name="infer-{cfg.engine}")
 def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dict[str, Any]:
     """Run the Cosmos engine (or the preview engine) under torchrun on every clip."""
     logger = get_run_logger()
@@ -167,15 +161,7 @@ def infer_task(cfg: InferConfig, render: dict[str, Any], data_root: Path) -> dic
     return _report(result)
 
 
-@task(
-    name="package",
-    task_run_name="package-{name}",
-    cache_policy=StepKey(key_of=package_target),
-    tags=["scene2world", "package"],
-    persist_result=True,
-    result_serializer="json",
-    cache_expiration=CACHE_EXPIRATION,
-)
+@cached_step("package", package_target, ["package"], run_name="package-{name}")
 def package_task(
     cfg: PackageConfig,
     render: dict[str, Any],
