@@ -71,6 +71,12 @@ def _note(signum: int) -> bool:
     return first
 
 
+def note_stop(signum: int, _frame: Any = None) -> None:
+    """A signal handler that only records ``signum``: the work stops at its next :func:`check`, a
+    safe point, instead of being interrupted wherever it is (a half-done import, docs/processes.md)."""
+    _note(signum)
+
+
 def _handler(signum: int, _frame: Any) -> None:
     raised_before = getattr(_handler, "raised", False)
     _note(signum)

@@ -11,8 +11,9 @@ progress comes back through one queue and is routed to the caller's callback by 
 
 Stopping (docs/processes.md): the parent owns it. :meth:`RenderPool.close` waits for running
 cameras after a normal end; with ``stop=True`` (the render ended by an exception: Ctrl-C, SIGTERM,
-a cancelled Prefect run) it SIGTERMs the processes first, and each running camera's writers delete
-their temporary files (``render.render_clip``). The processes ignore SIGINT, which a terminal sends
+a cancelled Prefect run) it SIGTERMs the processes first; a process only records the signal, so
+each running camera stops at its next frame (never inside an import) and its writers delete their
+temporary files (``render.render_clip``). The processes ignore SIGINT, which a terminal sends
 to the whole group: they are started with it blocked, so a Ctrl-C during their start-up (a
 half-done import) cannot print a traceback, and they stop when the parent tells them. See also
 docs/scale-out.md.
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from scene2world.errors import RenderError
 from scene2world.lifeline import watch_parent
 from scene2world.scene.discover import ClipRef
-from scene2world.stopping import Stopped
+from scene2world.stopping import check, note_stop
 
 if TYPE_CHECKING:
     from scene2world.renderer.render import RenderedCamera
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 _EVENTS: Any = None  # in a render process: the queue of (token, done, total) progress events
 _STARTED = "started"  # the token of the event a render process sends once, with its pid
-_STOPPED = False  # in a render process: the parent stopped a render (SIGTERM); start no other
 
 
 def _init_process(events: Any, parent: int) -> None:
@@ -53,6 +53,8 @@ def _init_process(events: Any, parent: int) -> None:
     # started with SIGINT blocked (RenderPool._submit): ignore it, then drop one that came meanwhile
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # SIGTERM (the parent's stop) is only recorded: the camera stops at its next frame
+    signal.signal(signal.SIGTERM, note_stop)
     _EVENTS = events
     events.put((_STARTED, os.getpid(), 0))
     watch_parent(parent)  # a killed pipeline must not leave cameras rendering (docs/processes.md)
@@ -66,15 +68,9 @@ def _render_one(token: str, clip: ClipRef, camera: str, out_dir: Path, options: 
     def progress(done: int, total: int) -> None:
         _EVENTS.put((token, done, total))
 
-    global _STOPPED
-    if _STOPPED:  # cameras queued to this process before the parent stopped it are not started
-        raise Stopped(signal.SIGTERM)
+    check()  # cameras queued to this process before the parent stopped it are not started
     scene = load_scene(clip.path, clip_id=clip.clip_id, cameras=[camera])
-    try:
-        (result,) = render_clip(scene, out_dir, cameras=[camera], workers=1, progress=progress, **options)
-    except Stopped:
-        _STOPPED = True
-        raise
+    (result,) = render_clip(scene, out_dir, cameras=[camera], workers=1, progress=progress, **options)
     return result
 
 
