@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import resource
@@ -319,55 +318,8 @@ def baseline_rate(
 # 3. render-only, N processes
 
 
-def _render_only_worker(scene, msaa, device, tasks, results, barrier):
-    from scene2world.renderer.raster import Rasterizer
-    from scene2world.renderer.render import GeometryBuilder
-
-    builder = GeometryBuilder()
-    with Rasterizer(msaa=msaa, device=device) as raster:
-        prepared = builder.prepare(scene, "nvidia")
-        raster.render(builder.build(scene, scene.camera_names[0], 0, "nvidia", prepared))
-        barrier.wait()
-        t0 = time.perf_counter()
-        done = 0
-        while (task := tasks.get()) is not None:
-            cam, start, end = task
-            for f in range(start, end):
-                raster.render(builder.build(scene, cam, f, "nvidia", prepared))
-                done += 1
-        results.put((done, time.perf_counter() - t0, raster.renderer_name))
-
-
-def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) -> dict:
-    ctx = mp.get_context("spawn")
-    tasks, results, barrier = ctx.Queue(), ctx.Queue(), ctx.Barrier(workers + 1)
-    for cam in scene.camera_names:
-        for start in range(0, scene.num_frames, chunk):
-            tasks.put((cam, start, min(scene.num_frames, start + chunk)))
-    for _ in range(workers):
-        tasks.put(None)
-    t_spawn = time.perf_counter()
-    procs = [
-        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, tasks, results, barrier))
-        for _ in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=600)
-    t0 = time.perf_counter()
-    out = [results.get(timeout=1800) for _ in procs]
-    wall = time.perf_counter() - t0
-    for p in procs:
-        p.join()
-    total = sum(d for d, _, _ in out)
-    return {
-        "workers": workers,
-        "startup_s": round(t0 - t_spawn, 2),
-        "seconds": round(wall, 2),
-        "camera_frames_per_s": round(total / wall, 1),
-        "renderer": out[0][2],
-    }
-
+# the render-only measurement is bench_render's (same processes, tasks and barrier)
+from bench_render import render_only  # noqa: E402  (a sibling script: benchmarks/ is on sys.path)
 
 # --------------------------------------------------------------------------------------------
 # 4. end to end
