@@ -242,6 +242,25 @@ def pick_device(device: Device) -> EGLDeviceInfo | None:
     return software[0] if software else None
 
 
+GPU_NODES = ("/proc/driver/nvidia/gpus/*", "/dev/dri/renderD*")
+"""Paths whose presence means a hardware GPU is there (NVIDIA's driver, or any DRM render node)."""
+
+
+def renders_on_gpu(device: Device) -> bool:
+    """Whether a context on ``device`` draws on a hardware GPU: ``gpu`` yes, ``cpu`` no, ``auto``
+    when a GPU device node is present (:data:`GPU_NODES`).
+
+    A guess for ``auto`` that loads no library (a render's parent process never loads EGL): it
+    only decides how cameras are planned (one or several per pass, the same pixels either way).
+    """
+    _check_device(device)
+    if device != "auto":
+        return device == "gpu"
+    import glob
+
+    return any(glob.glob(pattern) for pattern in GPU_NODES)
+
+
 # Minimal flat shaders replacing pyrender's flat.vert/flat.frag for FastRenderer: the same
 # transform (pyrender's P and V uniforms; the model and instance matrices are identity here) and
 # the vertex colour, without the per-vertex normal matrix, instance matrix and unused varyings.
@@ -302,12 +321,17 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
         """Pyrender's Renderer with its main framebuffer replaced.
 
         ``samples`` MSAA samples (1 = no MSAA); colour-only readback, rows in image order.
+        ``tiles`` images per pass: one W x H framebuffer (and MSAA framebuffer) each; a
+        primitive draws into the framebuffer of its ``tile`` attribute, which it clears first
+        (tile 0 is pyrender's, cleared by pyrender's pass). The read-back array stacks the
+        images, image k in rows k·H..(k+1)·H.
         """
 
         samples = 4
+        tiles = 1
         resolve_rects: Any = None
-        """(K, 4) int array of GL-space rectangles (x0, y0, x1, y1) to resolve, or None for the whole
-        image; the rest of the read-back image is black. Set per frame by the caller."""
+        """Per tile a (K, 4) int array of GL-space rectangles (x0, y0, x1, y1) to resolve, or None
+        for whole images; the rest of the read-back image is black. Set per frame by the caller."""
         _pack_invert: bool | None = None
         _main_fb: Any
         _main_fb_ms: Any
@@ -316,12 +340,38 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
         _main_db: Any
         _main_cb_ms: Any
         _main_db_ms: Any
+        _tile_fbs: list[tuple[int, int]]
+        """Per tile (resolved framebuffer, framebuffer drawn into); one and the same without MSAA."""
+        _renderbuffers: list[int]
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             from pyrender.shader_program import ShaderProgramCache
 
             self._program_cache = ShaderProgramCache(shader_dir=_shader_dir())
+            self._tile_fbs, self._renderbuffers = [], []
+
+        def _renderbuffer(self, samples: int, fmt: int) -> int:
+            rb = int(GL.glGenRenderbuffers(1))
+            w, h = self._main_fb_dims
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, rb)
+            if samples > 1:
+                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, samples, fmt, w, h)
+            else:
+                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, fmt, w, h)
+            self._renderbuffers.append(rb)
+            return rb
+
+        def _framebuffer(self, color: int, depth: int | None) -> int:
+            fb = int(GL.glGenFramebuffers(1))
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+            GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, color)
+            if depth is not None:
+                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, depth)
+            status = GL.glCheckFramebufferStatus(GL.GL_DRAW_FRAMEBUFFER)
+            if status != GL.GL_FRAMEBUFFER_COMPLETE:
+                raise RenderError(f"OpenGL framebuffer incomplete (status 0x{int(status):x}, samples={self.samples})")
+            return fb
 
         def _configure_main_framebuffer(self) -> None:
             dims = (self.viewport_width, self.viewport_height)
@@ -329,83 +379,69 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
                 self._delete_main_framebuffer()
             if self._main_fb is not None:
                 return
-            w, h = dims
-            if self.samples > 1:
-                cb, cb_ms, db_ms = GL.glGenRenderbuffers(3)
-                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb)
-                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_RGBA8, w, h)
-                fb = GL.glGenFramebuffers(1)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
-                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb)
-                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb_ms)
-                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.samples, GL.GL_RGBA8, w, h)
-                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, db_ms)
-                GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.samples, GL.GL_DEPTH_COMPONENT24, w, h)
-                fb_ms = GL.glGenFramebuffers(1)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb_ms)
-                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb_ms)
-                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db_ms)
-                self._main_cb, self._main_db = cb, None
-                self._main_fb, self._main_fb_ms = fb, fb_ms
-                self._main_cb_ms, self._main_db_ms = cb_ms, db_ms
-            else:
-                cb, db = GL.glGenRenderbuffers(2)
-                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, cb)
-                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_RGBA8, w, h)
-                GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, db)
-                GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, GL.GL_DEPTH_COMPONENT24, w, h)
-                fb = GL.glGenFramebuffers(1)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
-                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_RENDERBUFFER, cb)
-                GL.glFramebufferRenderbuffer(GL.GL_DRAW_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT, GL.GL_RENDERBUFFER, db)
-                # one single-sample framebuffer serves as both: drawn into and read from
-                self._main_cb, self._main_db = cb, db
-                self._main_fb = self._main_fb_ms = fb
-                self._main_cb_ms = self._main_db_ms = None
-            status = GL.glCheckFramebufferStatus(GL.GL_DRAW_FRAMEBUFFER)
-            if status != GL.GL_FRAMEBUFFER_COMPLETE:
-                raise RenderError(f"OpenGL framebuffer incomplete (status 0x{int(status):x}, samples={self.samples})")
             self._main_fb_dims = dims
+            for _ in range(self.tiles):
+                if self.samples > 1:
+                    cb_ms = self._renderbuffer(self.samples, GL.GL_RGBA8)
+                    db_ms = self._renderbuffer(self.samples, GL.GL_DEPTH_COMPONENT24)
+                    fb = self._framebuffer(self._renderbuffer(1, GL.GL_RGBA8), None)
+                    self._tile_fbs.append((fb, self._framebuffer(cb_ms, db_ms)))
+                else:
+                    # one single-sample framebuffer serves as both: drawn into and read from
+                    fb = self._framebuffer(
+                        self._renderbuffer(1, GL.GL_RGBA8), self._renderbuffer(1, GL.GL_DEPTH_COMPONENT24)
+                    )
+                    self._tile_fbs.append((fb, fb))
+            # pyrender binds and clears _main_fb_ms; it deletes nothing itself (_delete_main_framebuffer)
+            self._main_fb, self._main_fb_ms = self._tile_fbs[0]
 
         def _delete_main_framebuffer(self) -> None:
-            fbs = {x for x in (self._main_fb, self._main_fb_ms) if x is not None}
-            rbs = {x for x in (self._main_cb, self._main_db, self._main_cb_ms, self._main_db_ms) if x is not None}
+            fbs = sorted({fb for pair in self._tile_fbs for fb in pair})
             if fbs:
-                GL.glDeleteFramebuffers(len(fbs), sorted(fbs))
-            if rbs:
-                GL.glDeleteRenderbuffers(len(rbs), sorted(rbs))
+                GL.glDeleteFramebuffers(len(fbs), fbs)
+            if self._renderbuffers:
+                GL.glDeleteRenderbuffers(len(self._renderbuffers), self._renderbuffers)
+            self._tile_fbs, self._renderbuffers = [], []
             self._main_fb = self._main_cb = self._main_db = None
             self._main_fb_ms = self._main_cb_ms = self._main_db_ms = None
             self._main_fb_dims = (None, None)
 
+        def _bind_and_draw_primitive(self, primitive: Any, pose: Any, program: Any, flags: Any) -> None:
+            tile = getattr(primitive, "tile", 0)
+            if tile:
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._tile_fbs[tile][1])
+                GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+            super()._bind_and_draw_primitive(primitive, pose, program, flags)
+
         def _read_main_framebuffer(self, scene: Any, flags: Any) -> np.ndarray:
             w, h = self._main_fb_dims
-            if self._main_fb_ms != self._main_fb:  # resolve MSAA, colour only (no depth blit)
-                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb_ms)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self._main_fb)
-                rects = self.resolve_rects
-                if rects is None:
-                    GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
-                else:
-                    # only where something was drawn; the cleared MSAA samples elsewhere resolve to
-                    # the background, which one single-sample clear writes far more cheaply
-                    GL.glClear(GL.GL_COLOR_BUFFER_BIT)
-                    for x0, y0, x1, y1 in rects.tolist():
-                        GL.glBlitFramebuffer(x0, y0, x1, y1, x0, y0, x1, y1, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._main_fb)
             GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
             if self._pack_invert is None:
                 self._pack_invert = _has_extension(GL, "GL_MESA_pack_invert")
             # GL rows are bottom-up. Mesa flips them while reading (GL_MESA_pack_invert);
             # elsewhere one contiguous copy does (RGB: a strided RGBA->RGB copy costs 3 ms).
-            image = np.empty((h, w, 3), dtype=np.uint8)
             if self._pack_invert:
                 GL.glPixelStorei(_GL_PACK_INVERT_MESA, 1)
-                GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, image)
+            image = np.empty((self.tiles, h, w, 3), dtype=np.uint8)
+            for k, (fb, fb_ms) in enumerate(self._tile_fbs):
+                if fb_ms != fb:  # resolve MSAA, colour only (no depth blit)
+                    GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
+                    GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                    rects = None if self.resolve_rects is None else self.resolve_rects[k]
+                    if rects is None:
+                        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                    else:
+                        # only where something was drawn; the cleared MSAA samples elsewhere resolve to
+                        # the background, which one single-sample clear writes far more cheaply
+                        GL.glClear(GL.GL_COLOR_BUFFER_BIT)
+                        for x0, y0, x1, y1 in rects.tolist():
+                            GL.glBlitFramebuffer(x0, y0, x1, y1, x0, y0, x1, y1, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
+                GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, image[k])
+            if self._pack_invert:
                 GL.glPixelStorei(_GL_PACK_INVERT_MESA, 0)
-                return image
-            GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, image)
-            return np.ascontiguousarray(image[::-1])
+                return image.reshape(self.tiles * h, w, 3)
+            return np.ascontiguousarray(image[:, ::-1]).reshape(self.tiles * h, w, 3)
 
     return FastRenderer
 
@@ -474,11 +510,11 @@ def is_software_renderer(renderer_name: str) -> bool:
     return any(s in name for s in ("llvmpipe", "softpipe", "swrast", "software"))
 
 
-def create_offscreen(width: int, height: int, *, samples: int = 4, device: Device = "auto") -> Any:
+def create_offscreen(width: int, height: int, *, samples: int = 4, device: Device = "auto", tiles: int = 1) -> Any:
     """Create a pyrender ``OffscreenRenderer`` of ``width``x``height`` on the EGL device ``device``.
 
-    Its renderer is a :class:`FastRenderer` with ``samples`` MSAA samples (1 = none) and
-    colour-only readback; ``renderer_name`` (GL_RENDERER), ``gl_version`` and ``egl_device``
+    Its renderer is a :class:`FastRenderer` with ``samples`` MSAA samples (1 = none), ``tiles``
+    images per pass and colour-only readback; ``renderer_name`` (GL_RENDERER), ``gl_version`` and ``egl_device``
     are set on it. Raises RenderError when EGL cannot be loaded or initialised, or when
     ``device="gpu"`` was asked and a software renderer came up.
     """
@@ -510,6 +546,7 @@ def create_offscreen(width: int, height: int, *, samples: int = 4, device: Devic
                 ) from e
             self._renderer = renderer_cls(self.viewport_width, self.viewport_height)
             self._renderer.samples = int(samples)
+            self._renderer.tiles = int(tiles)
 
     offscreen = Offscreen(width, height)
     offscreen.renderer_name = (GL.glGetString(_GL_RENDERER) or b"").decode("ascii", "replace")

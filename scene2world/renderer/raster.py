@@ -17,6 +17,14 @@ separate draw calls do. No depth bias is needed (a bias would change the depth o
 not only the tied ones). The merged mesh lives in buffers that are re-filled every frame
 (``glBufferData``); no VAO, VBO or pyrender Mesh is created after the first frame.
 
+Tiles: a Rasterizer of ``tiles`` > 1 draws that many images (cameras) in one pyrender pass. Each
+image has its own W x H framebuffer and its own primitive (buffers), drawn into its framebuffer
+(``gl.FastRenderer``), so each image is rasterised exactly as alone: same viewport, same window
+coordinates, same bytes. (One tall framebuffer with a viewport per image is not exact: window
+coordinates offset by 720 rows round differently onto the sub-pixel grid and flip a few samples
+per frame.) The pass then resolves and reads back all of them (docs/speed.md, "Several cameras per
+pass").
+
 Shading is pyrender's FLAT program (no lights, no sRGB conversion): the output colour is the
 interpolated vertex colour, so a colour c/255 comes back as c. Faces are double-sided (no
 culling). The background is black. Only colour is read back, rows in image order.
@@ -41,6 +49,10 @@ from scene2world.typing import NDArrayByte
 
 MSAA_CHOICES: tuple[int, ...] = get_args(Msaa)
 """Sample counts :class:`Rasterizer` accepts (NVIDIA: 4)."""
+
+MAX_TILES = 16
+"""Most images one :class:`Rasterizer` draws per pass (16 x 720 rows = 11,520: within every GL's
+renderbuffer limit of 16,384)."""
 
 
 def merge_batches(batches: Sequence[DrawBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,6 +86,8 @@ def _dynamic_primitive_class(pyrender: Any) -> type:
 
         _vaid: Any
         _buffers: list[int]
+        tile = 0
+        """The image (framebuffer) of a several-image pass this primitive draws into (gl.FastRenderer)."""
 
         def __init__(self, material: Any) -> None:
             super().__init__(
@@ -143,8 +157,9 @@ class Rasterizer:
     """Draw ordered :class:`DrawBatch` lists into (H, W, 3) uint8 images on one EGL context.
 
     ``msaa``: samples per pixel (1 = no anti-aliasing; NVIDIA uses 4). ``device``: ``"cpu"``
-    (Mesa llvmpipe), ``"gpu"`` (NVIDIA EGL) or ``"auto"``. Not thread-safe: one context per
-    process (or per thread, used only there). Use as a context manager or call :meth:`close`.
+    (Mesa llvmpipe), ``"gpu"`` (NVIDIA EGL) or ``"auto"``. ``tiles``: images drawn per pass
+    (:meth:`render_tiles`; 1 for :meth:`render`). Not thread-safe: one context per process (or
+    per thread, used only there). Use as a context manager or call :meth:`close`.
     """
 
     def __init__(
@@ -156,6 +171,7 @@ class Rasterizer:
         *,
         znear_m: float = NEAR_CLIP_M,
         zfar_m: float = FAR_CLIP_M,
+        tiles: int = 1,
     ) -> None:
         if msaa not in MSAA_CHOICES:
             raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
@@ -163,9 +179,11 @@ class Rasterizer:
             raise RenderError(f"image size must be positive, got {width}x{height}")
         if not 0 <= znear_m < zfar_m:
             raise RenderError(f"clip planes must satisfy 0 <= znear_m < zfar_m, got {znear_m}, {zfar_m}")
-        self.width, self.height, self.msaa = int(width), int(height), int(msaa)
+        if not 1 <= tiles <= MAX_TILES:
+            raise RenderError(f"`tiles` must be 1..{MAX_TILES}, got {tiles!r}")
+        self.width, self.height, self.msaa, self.tiles = int(width), int(height), int(msaa), int(tiles)
         pyrender = load_pyrender(device)
-        self._offscreen = create_offscreen(self.width, self.height, samples=self.msaa, device=device)
+        self._offscreen = create_offscreen(self.width, self.height, samples=self.msaa, device=device, tiles=self.tiles)
         self._flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.SKIP_CULL_FACES
         self._scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 1.0], ambient_light=[0.0, 0.0, 0.0])
         camera = pyrender.OrthographicCamera(
@@ -175,8 +193,12 @@ class Rasterizer:
         material = pyrender.MetallicRoughnessMaterial(
             baseColorFactor=[1.0, 1.0, 1.0, 1.0], doubleSided=True, alphaMode="OPAQUE"
         )
-        self._primitive = _dynamic_primitive_class(pyrender)(material)
-        self._mesh = pyrender.Mesh(primitives=[self._primitive], is_visible=False)
+        primitive_cls = _dynamic_primitive_class(pyrender)
+        self._primitives = [primitive_cls(material) for _ in range(self.tiles)]
+        for k, primitive in enumerate(self._primitives):
+            primitive.tile = k
+        # with tiles the mesh always draws: drawing an image is what clears its framebuffer
+        self._mesh = pyrender.Mesh(primitives=self._primitives, is_visible=self.tiles > 1)
         self._scene.add(self._mesh)
         # software MSAA resolves cost as much as the lines: there, resolve only where something was drawn
         self._partial_resolve = self.msaa > 1 and is_software_renderer(self.renderer_name)
@@ -195,20 +217,37 @@ class Rasterizer:
 
     def render(self, batches: Sequence[DrawBatch]) -> NDArrayByte:
         """Draw ``batches`` in order; returns the (H, W, 3) uint8 RGB image, top row first."""
+        if self.tiles != 1:
+            raise RenderError(f"this Rasterizer draws {self.tiles} images per pass: use render_tiles")
+        return self.render_tiles([batches])[0]
+
+    def render_tiles(self, images: Sequence[Sequence[DrawBatch]]) -> NDArrayByte:
+        """Draw each image's batches in order, all in one pass; returns (len(images), H, W, 3) uint8.
+
+        At most ``tiles`` images; the array is a view of one read-back buffer (image k's rows
+        top first).
+        """
         if self._offscreen is None:
             raise RenderError("Rasterizer is closed")
+        if not 1 <= len(images) <= self.tiles:
+            raise RenderError(f"render_tiles takes 1..{self.tiles} images, got {len(images)}")
         t0 = time.perf_counter()
-        vertices, colors, indices = merge_batches(batches)
         self._offscreen._platform.make_current()
-        self._primitive.set_data(vertices, colors, indices)
-        self._mesh.is_visible = len(indices) > 0
+        rects = []
+        for k, primitive in enumerate(self._primitives):
+            vertices, colors, indices = merge_batches(images[k] if k < len(images) else ())
+            primitive.set_data(vertices, colors, indices)
+            if self.tiles == 1:
+                self._mesh.is_visible = len(indices) > 0
+            if self._partial_resolve:
+                tiles = drawn_tiles(vertices, indices, self.width, self.height, RESOLVE_TILE_PX)
+                rects.append(tile_rects(tiles, self.width, self.height, RESOLVE_TILE_PX))
         if self._partial_resolve:
-            tiles = drawn_tiles(vertices, indices, self.width, self.height, RESOLVE_TILE_PX)
-            self._offscreen._renderer.resolve_rects = tile_rects(tiles, self.width, self.height, RESOLVE_TILE_PX)
+            self._offscreen._renderer.resolve_rects = rects
         image = self._offscreen.render(self._scene, self._flags)
-        self.frames_rendered += 1
+        self.frames_rendered += len(images)
         self.seconds += time.perf_counter() - t0
-        return image
+        return image.reshape(self.tiles, self.height, self.width, 3)[: len(images)]
 
     def close(self) -> None:
         """Free the GL objects and the EGL context (idempotent)."""

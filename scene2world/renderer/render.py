@@ -51,6 +51,7 @@ from scene2world.config import (
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
+from scene2world.renderer.gl import renders_on_gpu
 from scene2world.renderer.video import (
     FrameWriter,
     PngWriter,
@@ -135,7 +136,7 @@ class GeometryBuilder:
 
 @dataclass(frozen=True)
 class _Job:
-    """Settings every worker needs (picklable)."""
+    """Settings every worker needs (picklable). ``per_pass``: cameras drawn in one GL pass."""
 
     out_dir: Path
     start: int
@@ -147,13 +148,14 @@ class _Job:
     preset: str
     png: bool
     builder: Any
+    per_pass: int = 1
 
 
 @dataclass(frozen=True)
 class _Task:
-    """Frames [start, end) of one camera; segment ``index`` of ``count`` (count 1 = the whole range)."""
+    """Frames [start, end) of ``cameras``; segment ``index`` of ``count`` per camera (count 1 = the whole range)."""
 
-    camera: str
+    cameras: tuple[str, ...]
     start: int
     end: int
     index: int = 0
@@ -165,16 +167,25 @@ MIN_SEGMENT_FRAMES = 16
 """A camera's range is split into segments only down to this many frames each."""
 
 
-def plan_tasks(cameras: Sequence[str], start: int, end: int, workers: int, token: str) -> list[_Task]:
-    """One task per camera, or, when there are more workers than cameras, each camera's range cut
-    into ``ceil(workers / cameras)`` segments (at least MIN_SEGMENT_FRAMES long), camera-major."""
-    n = end - start
-    per_camera = max(1, min(-(-workers // len(cameras)), n // MIN_SEGMENT_FRAMES)) if workers > len(cameras) else 1
+def plan_tasks(
+    cameras: Sequence[str], start: int, end: int, workers: int, token: str, per_pass: int = 1
+) -> list[_Task]:
+    """Tasks covering frames [start, end) of every camera, for ``workers`` processes.
+
+    Cameras go in groups of at most ``per_pass`` (drawn in one pass): as few groups as give every
+    worker a task, the range of each group cut into segments (at least MIN_SEGMENT_FRAMES long)
+    when there are more workers than groups. With ``per_pass`` 1: one task per camera, or each
+    camera's range cut into ``ceil(workers / cameras)`` segments. Group-major order.
+    """
+    n, count = end - start, len(cameras)
+    max_segments = max(1, n // MIN_SEGMENT_FRAMES)
+    groups = min(count, max(-(-count // per_pass), -(-workers // max_segments)))
+    segments = max(1, min(max_segments, -(-workers // groups))) if workers > groups else 1
+    edges = np.linspace(start, end, segments + 1).round().astype(int)
     tasks = []
-    for cam in cameras:
-        edges = np.linspace(start, end, per_camera + 1).round().astype(int)
-        for i in range(per_camera):
-            tasks.append(_Task(cam, int(edges[i]), int(edges[i + 1]), i, per_camera, token))
+    for group in np.array_split(np.asarray(cameras, dtype=object), groups):
+        for i in range(segments):
+            tasks.append(_Task(tuple(group), int(edges[i]), int(edges[i + 1]), i, segments, token))
     return tasks
 
 
@@ -254,13 +265,13 @@ class _Stopper:
         return self.signalled or (self.event is not None and self.event.is_set())
 
 
-def _open_task_writer(scene: Scene, task: _Task, job: _Job, raster: Any) -> FrameWriter:
+def _open_task_writer(scene: Scene, task: _Task, camera: str, job: _Job, raster: Any) -> FrameWriter:
     size = {"width": raster.width, "height": raster.height}
     if task.count == 1:
         return open_writer(
             job.out_dir,
             scene.clip_id,
-            task.camera,
+            camera,
             png=job.png,
             start_frame=task.start,
             crf=job.crf,
@@ -268,9 +279,9 @@ def _open_task_writer(scene: Scene, task: _Task, job: _Job, raster: Any) -> Fram
             **size,
         )
     if job.png:
-        final = png_dir(job.out_dir, scene.clip_id, task.camera)
+        final = png_dir(job.out_dir, scene.clip_id, camera)
         return PngWriter(segment_path(final, task.token, task.index), start_frame=task.start, **size)
-    final = video_path(job.out_dir, scene.clip_id, task.camera)
+    final = video_path(job.out_dir, scene.clip_id, camera)
     return VideoWriter(segment_path(final, task.token, task.index), crf=job.crf, preset=job.preset, **size)
 
 
@@ -281,32 +292,40 @@ def _render_task(
     raster: Any,
     prepared: Any,
     should_stop: Callable[[], bool],
-    on_frame: Callable[[], None],
-) -> RenderedCamera:
-    """Render one task's frames into its writer; returns what was written (path = the writer's)."""
+    on_frames: Callable[[int], None],
+) -> list[RenderedCamera]:
+    """Render one task's frames, all its cameras in one pass per frame, into one writer per camera;
+    returns what was written per camera (path = the writer's; times shared out evenly)."""
     t0 = time.perf_counter()
     render_s = 0.0
-    with _open_task_writer(scene, task, job, raster) as writer:
+    cams = task.cameras
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(_open_task_writer(scene, task, cam, job, raster)) for cam in cams]
         for frame in range(task.start, task.end):
             if should_stop():
                 raise RenderCancelledError(
-                    f"clip {scene.clip_id!r} camera {task.camera}: render cancelled at frame {frame}"
+                    f"clip {scene.clip_id!r} camera {', '.join(cams)}: render cancelled at frame {frame}"
                 )
             t1 = time.perf_counter()
-            batches = job.builder.build(scene, task.camera, frame, job.look, prepared)
-            image = raster.render(batches)
+            images = [job.builder.build(scene, cam, frame, job.look, prepared) for cam in cams]
+            drawn = raster.render_tiles(images)
             render_s += time.perf_counter() - t1
-            writer.write(image)
-            on_frame()
-    return RenderedCamera(
-        camera=task.camera,
-        path=writer.path,
-        frames=task.end - task.start,
-        frame_range=(task.start, task.end),
-        seconds=time.perf_counter() - t0,
-        render_seconds=render_s,
-        renderer=raster.renderer_name,
-    )
+            for writer, image in zip(writers, drawn):
+                writer.write(image)
+            on_frames(len(cams))
+    seconds = time.perf_counter() - t0
+    return [
+        RenderedCamera(
+            camera=cam,
+            path=writer.path,
+            frames=task.end - task.start,
+            frame_range=(task.start, task.end),
+            seconds=seconds / len(cams),
+            render_seconds=render_s / len(cams),
+            renderer=raster.renderer_name,
+        )
+        for cam, writer in zip(cams, writers)
+    ]
 
 
 def _join_segments(scene: Scene, job: _Job, parts: list[RenderedCamera]) -> RenderedCamera:
@@ -346,22 +365,24 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     parent = mp.parent_process()
     die_with_parent(signal.SIGTERM, parent.pid if parent is not None else None)  # parent SIGKILLed: stop too
     camera = None
+
+    def on_frames(count: int) -> None:
+        events.put(("frames", count))
+
     try:
         from scene2world.renderer.raster import Rasterizer
 
-        with Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster:
+        with Rasterizer(
+            VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass
+        ) as raster:
             prepared = job.builder.prepare(scene, job.look)
             while not stopper():
                 task = tasks.get()
                 if task is None:
                     break
-                camera = task.camera
-
-                def on_frame(cam: str = camera) -> None:
-                    events.put(("frame", cam))
-
-                result = _render_task(scene, task, job, raster, prepared, stopper, on_frame)
-                events.put(("done", task, result))
+                camera = ", ".join(task.cameras)
+                results = _render_task(scene, task, job, raster, prepared, stopper, on_frames)
+                events.put(("done", task, results))
                 camera = None
     except BaseException as e:
         kind = "cancelled" if isinstance(e, (RenderCancelledError, KeyboardInterrupt)) else "error"
@@ -424,16 +445,19 @@ def _render_in_processes(
                         ) from None
                     continue
                 kind = event[0]
-                if kind == "frame":
-                    done_frames += 1
+                if kind == "frames":
+                    done_frames += event[1]
                     if progress is not None:
                         progress(done_frames, total)
                 elif kind == "done":
-                    task, result = event[1], event[2]
-                    parts[task.camera].append(result)
-                    if len(parts[task.camera]) == task.count and failure is None:
-                        pieces = parts[task.camera]
-                        results[task.camera] = pieces[0] if task.count == 1 else _join_segments(scene, job, pieces)
+                    task = event[1]
+                    for result in event[2]:
+                        pieces = parts[result.camera]
+                        pieces.append(result)
+                        if len(pieces) == task.count and failure is None:
+                            results[result.camera] = (
+                                pieces[0] if task.count == 1 else _join_segments(scene, job, pieces)
+                            )
                 elif kind == "exit":
                     exited += 1
                 elif kind in ("error", "cancelled"):
@@ -501,23 +525,22 @@ def _render_in_process(
     total = len(cameras) * (job.end - job.start)
     done = 0
 
-    def on_frame() -> None:
+    def on_frames(count: int) -> None:
         nonlocal done
-        done += 1
+        done += count
         if progress is not None:
             progress(done, total)
 
     results = []
     with (
         sigterm_raises(),
-        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device) as raster,
+        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass) as raster,
     ):
         prepared = job.builder.prepare(scene, job.look)
         if progress is not None:
             progress(0, total)
-        for cam in cameras:
-            task = _Task(cam, job.start, job.end)
-            results.append(_render_task(scene, task, job, raster, prepared, _stop_signalled, on_frame))
+        for task in plan_tasks(cameras, job.start, job.end, 1, "", job.per_pass):
+            results += _render_task(scene, task, job, raster, prepared, _stop_signalled, on_frames)
     return results
 
 
@@ -541,6 +564,7 @@ def render_clip(
     line_caps: LineCaps = "culled",
     progress: ProgressFn | None = None,
     frame_builder: FrameBuilder | None = None,
+    cameras_per_pass: int = 0,
 ) -> list[RenderedCamera]:
     """Render ``cameras`` of ``scene`` into ``<out_dir>/<clip_id>/<clip_id>.<camera>.mp4``.
 
@@ -553,13 +577,16 @@ def render_clip(
     ``all`` (NVIDIA's geometry triangle for triangle); see ``primitives.line_plan``.
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
+    ``cameras_per_pass``: cameras a worker draws in one GL pass, frame by frame (the same
+    pixels; 0 = all of them, up to ``raster.MAX_TILES``, on a GPU and 1 on the CPU, where a pass
+    costs per pixel: docs/speed.md, "Several cameras per pass").
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
 
     Raises RenderError for an unknown camera (listing the rig), a frame range outside the
     clip (naming its length), a GL/ffmpeg failure; :class:`RenderCancelledError` when a worker was stopped;
     ``KeyboardInterrupt`` (:class:`~scene2world.stopping.Stopped`) when this process was.
     """
-    from scene2world.renderer.raster import MSAA_CHOICES
+    from scene2world.renderer.raster import MAX_TILES, MSAA_CHOICES
 
     cams = check_cameras(scene, cameras)
     start, end = resolve_frames(scene, frames)
@@ -567,6 +594,10 @@ def render_clip(
         raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
     if workers < 0:
         raise RenderError(f"`workers` must be >= 0, got {workers}")
+    if not 0 <= cameras_per_pass <= MAX_TILES:
+        raise RenderError(f"`cameras_per_pass` must be 0..{MAX_TILES} (0 = by device), got {cameras_per_pass}")
+    if cameras_per_pass == 0:
+        cameras_per_pass = min(len(cams), MAX_TILES) if len(cams) > 1 and renders_on_gpu(device) else 1
     builder = frame_builder or _geometry(line_caps)
     for cam in cams:  # temporaries of renders that were killed outright (SIGKILL) on this host
         remove_orphan_partials(_final_path(out_dir, scene.clip_id, cam, png))
@@ -587,9 +618,10 @@ def render_clip(
         preset=preset,
         png=bool(png),
         builder=builder,
+        per_pass=min(cameras_per_pass, len(cams)),
     )
     n_workers = default_workers(len(cams)) if workers == 0 else workers
-    plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8])
+    plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8], job.per_pass)
     n_workers = min(n_workers, len(plan))
     t0 = time.perf_counter()
     # Ctrl-C and SIGTERM (KeyboardInterrupt, Stopped) pass through as they are: the CLI exits

@@ -154,17 +154,51 @@ def test_more_workers_than_cameras_split_frames_into_segments(tmp_path, png):
 def test_plan_tasks_segments():
     from scene2world.renderer.render import plan_tasks
 
-    assert [(t.camera, t.start, t.end) for t in plan_tasks(["a", "b"], 0, 100, 2, "x")] == [
-        ("a", 0, 100),
-        ("b", 0, 100),
+    assert [(t.cameras, t.start, t.end) for t in plan_tasks(["a", "b"], 0, 100, 2, "x")] == [
+        (("a",), 0, 100),
+        (("b",), 0, 100),
     ]
     tasks = plan_tasks(["a", "b"], 10, 110, 5, "x")
-    assert [(t.camera, t.start, t.end, t.index, t.count) for t in tasks][:3] == [
-        ("a", 10, 43, 0, 3),
-        ("a", 43, 77, 1, 3),
-        ("a", 77, 110, 2, 3),
+    assert [(t.cameras, t.start, t.end, t.index, t.count) for t in tasks][:3] == [
+        (("a",), 10, 43, 0, 3),
+        (("a",), 43, 77, 1, 3),
+        (("a",), 77, 110, 2, 3),
     ]
     assert len(plan_tasks(["a"], 0, 20, 16, "x")) == 1  # segments stay >= 16 frames
+
+
+def test_plan_tasks_groups_cameras_drawn_in_one_pass():
+    from scene2world.renderer.render import plan_tasks
+
+    seven = [f"c{i}" for i in range(7)]
+
+    def shape(tasks):
+        return sorted({t.cameras for t in tasks}), sorted({(t.start, t.end) for t in tasks})
+
+    # as many cameras per pass as allowed, the frames cut so that every worker has a task
+    groups, ranges = shape(plan_tasks(seven, 0, 151, 8, "x", per_pass=7))
+    assert groups == [tuple(seven)] and len(ranges) == 8
+    # 16 workers but at most 9 segments of >= 16 frames: two groups of cameras, 8 segments each
+    tasks = plan_tasks(seven, 0, 151, 16, "x", per_pass=7)
+    groups, ranges = shape(tasks)
+    assert groups == [tuple(seven[:4]), tuple(seven[4:])] and len(ranges) == 8 and len(tasks) == 16
+    # per_pass bounds a group; one worker: one task per group over the whole range
+    tasks = plan_tasks(seven, 5, 40, 1, "x", per_pass=3)
+    assert [(t.cameras, t.start, t.end, t.count) for t in tasks] == [
+        (("c0", "c1", "c2"), 5, 40, 1),
+        (("c3", "c4"), 5, 40, 1),
+        (("c5", "c6"), 5, 40, 1),
+    ]
+    # every camera-frame exactly once
+    for workers in (1, 2, 5, 16, 40):
+        for per_pass in (1, 2, 7, 16):
+            covered = [
+                (c, f)
+                for t in plan_tasks(seven, 3, 100, workers, "x", per_pass)
+                for c in t.cameras
+                for f in range(t.start, t.end)
+            ]
+            assert sorted(covered) == sorted((c, f) for c in seven for f in range(3, 100))
 
 
 def test_render_png_frame_matches_video_frame(tmp_path):
@@ -285,3 +319,32 @@ def test_line_caps_all_is_nvidias_geometry_and_culled_the_same_picture(tmp_path)
     assert lit.sum() > 50_000 and (off & lit).sum() <= 5
     with pytest.raises(RenderError, match="`line_caps` must be one of"):
         render_clip(scene, tmp_path / "bad", cameras=[camera], line_caps="some")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cameras_drawn_in_one_pass_give_the_same_frames(tmp_path, workers):
+    """Frame by frame over several cameras in one pass (the GPU's way) writes each camera's own
+    frames, byte for byte: real geometry of the bundled example, PNG, MSAA 4, llvmpipe."""
+    from scene2world.scene.load import load_scene
+    from tests.conftest import EXAMPLE
+
+    scene = load_scene(EXAMPLE / "s2w_demo_curve_0001")
+    cams = scene.camera_names[:3]
+    common = {"cameras": cams, "frames": (40, 43), "device": "cpu", "png": True}
+    alone = render_clip(scene, tmp_path / "alone", workers=1, cameras_per_pass=1, **common)
+    done: list[int] = []
+    passes = render_clip(
+        scene, tmp_path / "pass", workers=workers, cameras_per_pass=3, progress=lambda d, t: done.append(d), **common
+    )
+    assert [r.camera for r in passes] == list(cams) and done[-1] == 9
+    assert all(r.frames == 3 and r.frame_range == (40, 43) for r in passes)
+    for a, b in zip(alone, passes):
+        names = sorted(p.name for p in a.path.iterdir())
+        assert names == sorted(p.name for p in b.path.iterdir()) == [f"{f:06d}.png" for f in range(40, 43)]
+        for name in names:
+            assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), f"{a.camera} {name}"
+
+
+def test_cameras_per_pass_is_checked(tmp_path):
+    with pytest.raises(RenderError, match="cameras_per_pass"):
+        render_clip(make_scene(), tmp_path, cameras=CAMS, cameras_per_pass=17, frame_builder=BarBuilder())

@@ -1,0 +1,68 @@
+"""Several cameras in one pass (``Rasterizer.render_tiles``) give each camera's image byte for byte.
+
+Each image is its own primitive drawn through a viewport onto its own rows of one framebuffer:
+the viewport offsets the pixels by whole rows, so the covered samples, the depth ties and the
+(partial, on llvmpipe) MSAA resolve must not change a byte. Real frames of the bundled example,
+whose lines cross the image borders (the tile borders) everywhere. ``S2W_TEST_DEVICE=gpu`` runs
+it on an NVIDIA EGL device.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from scene2world.errors import RenderError
+from scene2world.renderer.frame import build_frame, prepare_static
+from scene2world.renderer.raster import Rasterizer
+from scene2world.scene.load import load_scene
+from tests.conftest import EXAMPLE
+
+pytestmark = pytest.mark.timeout(300)
+
+DEVICE = os.environ.get("S2W_TEST_DEVICE", "cpu")
+
+
+@pytest.mark.parametrize("msaa", [1, 4])
+def test_tiles_equal_single_images(msaa: int) -> None:
+    scene = load_scene(EXAMPLE / "s2w_demo_curve_0001")
+    static = prepare_static(scene, "nvidia")
+    cameras = scene.camera_names[:3]
+    frames = [build_frame(scene, camera, 60, "nvidia", static) for camera in cameras]
+    with Rasterizer(msaa=msaa, device=DEVICE) as single:
+        expected = [single.render(batches) for batches in frames]
+    # 4 tiles for 3 images: the unused tile draws nothing and comes back out of the result
+    with Rasterizer(msaa=msaa, device=DEVICE, tiles=4) as tiled:
+        first = tiled.render_tiles(frames)
+        second = tiled.render_tiles(frames[::-1])  # buffers refilled, order swapped
+        assert tiled.frames_rendered == 6
+    assert first.shape == (3, 720, 1280, 3)
+    for k in range(3):
+        assert expected[k].any()
+        np.testing.assert_array_equal(first[k], expected[k], err_msg=f"camera {cameras[k]}")
+        np.testing.assert_array_equal(second[2 - k], expected[k], err_msg=f"camera {cameras[k]}, swapped")
+
+
+def test_tile_count_is_checked() -> None:
+    with pytest.raises(RenderError, match="tiles"):
+        Rasterizer(64, 32, tiles=0, device=DEVICE)
+    with Rasterizer(64, 32, msaa=1, tiles=2, device=DEVICE) as r:
+        with pytest.raises(RenderError, match="render_tiles"):
+            r.render([])
+        with pytest.raises(RenderError, match=r"1\.\.2 images"):
+            r.render_tiles([[], [], []])
+        assert r.render_tiles([[], []]).shape == (2, 32, 64, 3)
+
+
+def test_renders_on_gpu_guess(monkeypatch, tmp_path):
+    from scene2world.renderer import gl
+
+    assert gl.renders_on_gpu("gpu") and not gl.renders_on_gpu("cpu")
+    monkeypatch.setattr(gl, "GPU_NODES", (str(tmp_path / "renderD*"),))
+    assert not gl.renders_on_gpu("auto")
+    (tmp_path / "renderD128").touch()
+    assert gl.renders_on_gpu("auto")
+    with pytest.raises(RenderError, match="device"):
+        gl.renders_on_gpu("tpu")  # type: ignore[arg-type]
