@@ -109,40 +109,55 @@ def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
     }
 
 
-def _render_only_worker(scene, msaa, device, tasks, results, barrier):
+def _render_only_worker(scene, msaa, device, per_pass, tasks, results, barrier):
     from scene2world.renderer.frame import build_frame, prepare_static
     from scene2world.renderer.raster import Rasterizer
+    from scene2world.renderer.raster_thread import RasterThread
 
-    with Rasterizer(msaa=msaa, device=device) as raster:
+    # as render_clip's workers: several cameras per pass go to a GL thread, one frame ahead
+    opener = RasterThread if per_pass > 1 else Rasterizer
+    with opener(msaa=msaa, device=device, tiles=per_pass) as raster:
         static = prepare_static(scene, "nvidia")
-        raster.render(build_frame(scene, scene.camera_names[0], 0, "nvidia", static))
+        raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
         barrier.wait()
         t0 = time.perf_counter()
         done = 0
+        pending = None
         while True:
             task = tasks.get()
             if task is None:
                 break
-            cam, start, end = task
-            for f in range(start, end):
-                raster.render(build_frame(scene, cam, f, "nvidia", static))
-                done += 1
+            for f in range(task.start, task.end):
+                submitted = raster.submit([build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras])
+                if pending is not None:
+                    pending.result()
+                pending = submitted
+                done += len(task.cameras)
+        if pending is not None:
+            pending.result()
         results.put((done, time.perf_counter() - t0, raster.renderer_name))
 
 
-def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) -> dict:
-    """Throughput of W processes building + rasterising every camera-frame of the clip."""
+def render_only(scene, msaa: int, device: str, workers: int, per_pass: int = 1) -> dict:
+    """Throughput of W processes building + rasterising every camera-frame of the clip.
+
+    The tasks are ``render_clip``'s (``plan_tasks``): ``per_pass`` 1 = camera by camera, more =
+    that many cameras drawn in one pass, frame by frame.
+    """
+    from scene2world.renderer.render import plan_tasks
+
     ctx = mp.get_context("spawn")
-    tasks, results, barrier = ctx.Queue(), ctx.Queue(), ctx.Barrier(workers + 1)
-    n = scene.num_frames
-    for cam in scene.camera_names:
-        for start in range(0, n, chunk):
-            tasks.put((cam, start, min(n, start + chunk)))
+    tasks, results = ctx.Queue(), ctx.Queue()
+    plan = plan_tasks(scene.camera_names, 0, scene.num_frames, workers, "bench", per_pass)
+    for task in plan:
+        tasks.put(task)
+    workers = min(workers, len(plan))
+    barrier = ctx.Barrier(workers + 1)
     for _ in range(workers):
         tasks.put(None)
     t_spawn = time.perf_counter()
     procs = [
-        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, tasks, results, barrier))
+        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, per_pass, tasks, results, barrier))
         for _ in range(workers)
     ]
     for p in procs:
@@ -156,6 +171,7 @@ def render_only(scene, msaa: int, device: str, workers: int, chunk: int = 16) ->
     total = sum(d for d, _, _ in out)
     return {
         "workers": workers,
+        "per_pass": per_pass,
         "camera_frames": total,
         "startup_s": round(t0 - t_spawn, 2),
         "seconds": round(wall, 2),

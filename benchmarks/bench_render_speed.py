@@ -35,6 +35,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 
@@ -243,8 +244,11 @@ def encode_cost(images: list) -> dict:
 # 2. geometry per process
 
 
-def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, repeats: int = 3) -> dict:
-    """camera-frames/s of one process: geometry alone (best of ``repeats``), geometry + raster."""
+def geometry_rate(
+    scene, variant: str, msaa: int, device: str, per_camera: int, repeats: int = 3, per_pass: int = 1
+) -> dict:
+    """camera-frames/s of one process: geometry alone (best of ``repeats``), geometry + raster
+    (``per_pass`` cameras of a frame drawn in one pass; 1 works with a baseline tree too)."""
     from scene2world.renderer.frame import build_frame, prepare_static
 
     static = prepare_static(scene, "nvidia")
@@ -257,38 +261,70 @@ def geometry_rate(scene, variant: str, msaa: int, device: str, per_camera: int, 
         for cam, f in jobs:
             build_frame(scene, cam, f, "nvidia", static)
         best = min(best, clock() - t0)
-    out = {"variant": variant, "geometry_ms": round(best / len(jobs) * 1e3, 3)}
+    out = {"variant": variant, "per_pass": per_pass, "geometry_ms": round(best / len(jobs) * 1e3, 3)}
     if msaa:
         from scene2world.renderer.raster import Rasterizer
 
-        with Rasterizer(msaa=msaa, device=device) as raster:
-            raster.render(build_frame(scene, jobs[0][0], jobs[0][1], "nvidia", static))
+        frames = sorted({f for _, f in jobs})
+        cams = list(scene.camera_names)
+        passes = [[(cam, f) for cam in cams[k : k + per_pass]] for f in frames for k in range(0, len(cams), per_pass)]
+        if per_pass == 1:  # the baseline's way (its Rasterizer may know nothing else)
+            opener, draw = Rasterizer, lambda raster, images: raster.render(images[0])
+        else:  # render_clip's way on a GPU: a GL thread drawing one frame behind the geometry
+            from scene2world.renderer.raster_thread import RasterThread
+
+            opener, draw = partial(RasterThread, tiles=per_pass), lambda raster, images: raster.submit(images)
+        with opener(msaa=msaa, device=device) as raster:
+            draw(raster, [build_frame(scene, cam, f, "nvidia", static) for cam, f in passes[0]])
             total = float("inf")
             for _ in range(2):  # best of two passes (llvmpipe's threads make single passes noisy)
                 t0 = clock()
-                for cam, f in jobs:
-                    raster.render(build_frame(scene, cam, f, "nvidia", static))
+                pending = None
+                for group in passes:  # one pass in flight at most, as in render_clip
+                    submitted = draw(raster, [build_frame(scene, cam, f, "nvidia", static) for cam, f in group])
+                    if pending is not None:
+                        pending.result()
+                    pending = submitted if per_pass > 1 else None
+                if pending is not None:
+                    pending.result()
                 total = min(total, clock() - t0)
-        out["geometry_raster_ms"] = round(total / len(jobs) * 1e3, 3)
-        out["camera_frames_per_s"] = round(len(jobs) / total, 1)
+        n = sum(len(g) for g in passes)
+        out["geometry_raster_ms"] = round(total / n * 1e3, 3)
+        out["camera_frames_per_s"] = round(n / total, 1)
     return out
 
 
-def baseline_rate(
-    rev: str, scene_frames: int | None, msaa: int, device: str, per_camera: int, clock_name: str
-) -> dict | None:
-    """:func:`geometry_rate` of the code at ``rev`` (git archive into a temporary folder, a subprocess)."""
+def export_baseline(rev: str, folder: Path) -> bool:
+    """``git archive`` the package at ``rev`` into ``folder`` (for a machine without git: pass it
+    there with ``--baseline-root``)."""
     if not (REPO / ".git").exists() or not shutil.which("git"):
-        print(f"baseline {rev}: no git checkout here; skipped (numpy is the baseline)")
-        return None
+        print(f"baseline {rev}: no git checkout here; skipped (pass --baseline-root of an exported tree)")
+        return False
     tar = subprocess.run(["git", "-C", str(REPO), "archive", rev, "scene2world"], capture_output=True)
     if tar.returncode != 0:
         print(f"baseline {rev}: git archive failed: {tar.stderr.decode().strip()}")
-        return None
-    folder = Path(tempfile.mkdtemp(prefix="s2w-base-"))
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
+        archive.extractall(folder, filter="data")
+    return True
+
+
+def baseline_rate(
+    rev: str,
+    scene_frames: int | None,
+    msaa: int,
+    device: str,
+    per_camera: int,
+    clock_name: str,
+    root: Path | None = None,
+) -> dict | None:
+    """:func:`geometry_rate` of the code at ``rev`` (exported into a temporary folder unless ``root``
+    holds it already), in a subprocess."""
+    folder = root or Path(tempfile.mkdtemp(prefix="s2w-base-"))
     try:
-        with tarfile.open(fileobj=BytesIO(tar.stdout)) as archive:
-            archive.extractall(folder, filter="data")
+        if root is None and not export_baseline(rev, folder):
+            return None
         args = [
             sys.executable,
             __file__,
@@ -311,7 +347,8 @@ def baseline_rate(
         result["variant"] = f"base ({rev})"
         return result
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if root is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,7 +362,7 @@ from bench_render import render_only  # noqa: E402  (a sibling script: benchmark
 # 4. end to end
 
 
-def end_to_end(scene, msaa: int, device: str, workers: int) -> dict:
+def end_to_end(scene, msaa: int, device: str, workers: int, per_pass: int = 0) -> dict:
     from scene2world.renderer.render import default_workers, render_clip
 
     out_dir = Path(tempfile.mkdtemp(prefix="s2w-speed-"))
@@ -346,6 +383,7 @@ def end_to_end(scene, msaa: int, device: str, workers: int) -> dict:
             crf=18,
             preset="slow",
             progress=progress,
+            cameras_per_pass=per_pass,
         )
         wall = time.perf_counter() - t0
     finally:
@@ -353,6 +391,7 @@ def end_to_end(scene, msaa: int, device: str, workers: int) -> dict:
     frames = sum(r.frames for r in res)
     return {
         "workers": workers or default_workers(len(scene.camera_names)),
+        "per_pass": per_pass or "auto",
         "seconds": round(wall, 2),
         "to_first_frame_s": round(first[0] - t0, 2) if first else None,
         "camera_frames": frames,
@@ -383,7 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="EGL device")
     ap.add_argument("--per-camera", type=int, default=16, help="sampled frames per camera (sections 1-2)")
     ap.add_argument("--baseline-rev", default="1718edf", help="git revision of the baseline numpy geometry")
+    ap.add_argument(
+        "--baseline-root", type=Path, default=None, help="the baseline's package, exported (--export-baseline)"
+    )
+    ap.add_argument("--export-baseline", type=Path, default=None, help="export --baseline-rev here and exit")
     ap.add_argument("--workers", type=int, nargs="*", default=None, help="render-only process counts")
+    ap.add_argument(
+        "--per-pass", type=int, nargs="*", default=None, help="cameras per pass to compare with 1 (default: all)"
+    )
     ap.add_argument("--encode-workers", type=int, default=0, help="end-to-end workers (0 = one per core, <= cameras)")
     ap.add_argument("--sections", nargs="+", default=["profile", "geometry", "render-only", "end-to-end"])
     ap.add_argument(
@@ -395,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     global clock
+    if args.export_baseline:
+        return 0 if export_baseline(args.baseline_rev, args.export_baseline) else 1
     scene = load_clip(args.frames)
     args.clock = args.clock or ("wall" if args.device == "gpu" else "cpu")
     clock = CLOCKS[args.clock]
@@ -423,44 +471,53 @@ def main(argv: list[str] | None = None) -> int:
 
     if "geometry" in args.sections:
         rows = []
-        base = baseline_rate(args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera, args.clock)
+        base = baseline_rate(
+            args.baseline_rev, args.frames, args.msaa, args.device, args.per_camera, args.clock, args.baseline_root
+        )
         if base is not None:
             rows.append(base)
-        rows.append(geometry_rate(scene, "numpy", args.msaa, args.device, args.per_camera))
+        for per_pass in sorted({1, *(args.per_pass or [len(scene.camera_names)])}):
+            rows.append(geometry_rate(scene, "numpy", args.msaa, args.device, args.per_camera, per_pass=per_pass))
         report["geometry"] = rows
         ref = rows[0]
         print(f"\n[2] one process, {args.clock} time per camera-frame (ratios against {ref['variant']}):")
         for r in rows:
             geo, both = r["geometry_ms"], r["geometry_raster_ms"]
             print(
-                f"    {r['variant']:20s} geometry {geo:7.3f} ms (x{ref['geometry_ms'] / geo:.2f})"
+                f"    {r['variant']:15s} {r.get('per_pass', 1)} camera(s) per pass: "
+                f"geometry {geo:7.3f} ms (x{ref['geometry_ms'] / geo:.2f})"
                 f"   geometry+raster {both:7.3f} ms = {r['camera_frames_per_s']:6.1f} camera-frames/s"
                 f" (x{ref['geometry_raster_ms'] / both:.2f})"
             )
 
     if "render-only" in args.sections:
         report["render_only"] = []
-        print("\n[3] render-only throughput (start-up apart):")
-        first = None
+        print("\n[3] render-only throughput (start-up apart; ratios against 1 camera per pass, same processes):")
+        passes = sorted({1, *(args.per_pass or [len(scene.camera_names)])})
         for w in args.workers or [min(m["cores"], 16)]:
-            r = render_only(scene, args.msaa, args.device, w)
-            report["render_only"].append(r)
-            first = first or r
-            print(
-                f"    {w:3d} process(es): {r['camera_frames_per_s']:7.1f} camera-frames/s "
-                f"(x{r['camera_frames_per_s'] / first['camera_frames_per_s']:.2f} of {first['workers']}; "
-                f"{r['seconds']} s; start-up {r['startup_s']} s)"
-            )
+            first = None
+            for per_pass in passes:
+                r = render_only(scene, args.msaa, args.device, w, per_pass)
+                report["render_only"].append(r)
+                first = first or r
+                print(
+                    f"    {w:3d} process(es), {per_pass} camera(s) per pass: {r['camera_frames_per_s']:7.1f} "
+                    f"camera-frames/s (x{r['camera_frames_per_s'] / first['camera_frames_per_s']:.2f}; "
+                    f"{r['seconds']} s; start-up {r['startup_s']} s)"
+                )
 
     if "end-to-end" in args.sections:
         report["end_to_end"] = []
         print("\n[4] render_clip end to end, libx264 CRF 18 slow (NVIDIA's settings):")
-        e = end_to_end(scene, args.msaa, args.device, args.encode_workers)
-        report["end_to_end"].append(e)
-        print(
-            f"    {e['workers']} workers: {e['seconds']} s for {e['camera_frames']} camera-frames "
-            f"= {e['camera_frames_per_s']} camera-frames/s; to the first frame {e['to_first_frame_s']} s"
-        )
+        # cameras per pass: render_clip's choice (auto), and on a GPU also one at a time
+        for per_pass in [0] + ([1] if args.device == "gpu" else []):
+            e = end_to_end(scene, args.msaa, args.device, args.encode_workers, per_pass)
+            report["end_to_end"].append(e)
+            print(
+                f"    {e['workers']} workers, cameras per pass {e['per_pass']}: {e['seconds']} s for "
+                f"{e['camera_frames']} camera-frames = {e['camera_frames_per_s']} camera-frames/s; "
+                f"to the first frame {e['to_first_frame_s']} s"
+            )
     report["machine"]["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     print(f"\nload average (1 min) before {m['loadavg_1m']}, after {report['machine']['loadavg_1m_after']}")
     if args.json:

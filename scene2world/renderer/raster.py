@@ -36,6 +36,7 @@ import contextlib
 import ctypes
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any, get_args
 
 import numpy as np
@@ -248,6 +249,15 @@ class Rasterizer:
         self.frames_rendered += len(images)
         self.seconds += time.perf_counter() - t0
         return image.reshape(self.tiles, self.height, self.width, 3)[: len(images)]
+
+    def submit(self, images: Sequence[Sequence[DrawBatch]]) -> Future[NDArrayByte]:
+        """:meth:`render_tiles` now, as a finished future (the interface of ``raster_thread.RasterThread``)."""
+        done: Future[NDArrayByte] = Future()
+        try:
+            done.set_result(self.render_tiles(images))
+        except Exception as e:
+            done.set_exception(e)
+        return done
 
     def close(self) -> None:
         """Free the GL objects and the EGL context (idempotent)."""

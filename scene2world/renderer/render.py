@@ -285,6 +285,16 @@ def _open_task_writer(scene: Scene, task: _Task, camera: str, job: _Job, raster:
     return VideoWriter(segment_path(final, task.token, task.index), crf=job.crf, preset=job.preset, **size)
 
 
+def _open_raster(job: _Job) -> Any:
+    """The worker's rasteriser: with several cameras per pass (a GPU) in its own thread, so the GL
+    pass of frame f overlaps the geometry of frame f + 1 (``raster_thread``); else in this thread."""
+    from scene2world.renderer.raster import Rasterizer
+    from scene2world.renderer.raster_thread import RasterThread
+
+    opener = RasterThread if job.per_pass > 1 else Rasterizer
+    return opener(width=VIDEO_WIDTH_PX, height=VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass)
+
+
 def _render_task(
     scene: Scene,
     task: _Task,
@@ -295,25 +305,35 @@ def _render_task(
     on_frames: Callable[[int], None],
 ) -> list[RenderedCamera]:
     """Render one task's frames, all its cameras in one pass per frame, into one writer per camera;
-    returns what was written per camera (path = the writer's; times shared out evenly)."""
+    returns what was written per camera (path = the writer's; times shared out evenly).
+
+    Frame f's pass is submitted before frame f − 1's images are written: with a
+    ``raster_thread.RasterThread`` it draws while frame f + 1's geometry is built.
+    """
     t0 = time.perf_counter()
-    render_s = 0.0
+    geometry_s = 0.0
+    raster_s = raster.seconds
     cams = task.cameras
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(_open_task_writer(scene, task, cam, job, raster)) for cam in cams]
-        for frame in range(task.start, task.end):
-            if should_stop():
-                raise RenderCancelledError(
-                    f"clip {scene.clip_id!r} camera {', '.join(cams)}: render cancelled at frame {frame}"
-                )
-            t1 = time.perf_counter()
-            images = [job.builder.build(scene, cam, frame, job.look, prepared) for cam in cams]
-            drawn = raster.render_tiles(images)
-            render_s += time.perf_counter() - t1
-            for writer, image in zip(writers, drawn):
-                writer.write(image)
-            on_frames(len(cams))
+        pending = None
+        for frame in range(task.start, task.end + 1):
+            if frame < task.end:
+                if should_stop():
+                    raise RenderCancelledError(
+                        f"clip {scene.clip_id!r} camera {', '.join(cams)}: render cancelled at frame {frame}"
+                    )
+                t1 = time.perf_counter()
+                images = [job.builder.build(scene, cam, frame, job.look, prepared) for cam in cams]
+                geometry_s += time.perf_counter() - t1
+                submitted = raster.submit(images)
+            if pending is not None:
+                for writer, image in zip(writers, pending.result()):
+                    writer.write(image)
+                on_frames(len(cams))
+            pending = submitted if frame < task.end else None
     seconds = time.perf_counter() - t0
+    render_s = geometry_s + raster.seconds - raster_s
     return [
         RenderedCamera(
             camera=cam,
@@ -370,11 +390,7 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
         events.put(("frames", count))
 
     try:
-        from scene2world.renderer.raster import Rasterizer
-
-        with Rasterizer(
-            VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass
-        ) as raster:
+        with _open_raster(job) as raster:
             prepared = job.builder.prepare(scene, job.look)
             while not stopper():
                 task = tasks.get()
@@ -520,8 +536,6 @@ def _stop_signalled() -> bool:
 def _render_in_process(
     scene: Scene, cameras: list[str], job: _Job, progress: ProgressFn | None
 ) -> list[RenderedCamera]:
-    from scene2world.renderer.raster import Rasterizer
-
     total = len(cameras) * (job.end - job.start)
     done = 0
 
@@ -534,7 +548,7 @@ def _render_in_process(
     results = []
     with (
         sigterm_raises(),
-        Rasterizer(VIDEO_WIDTH_PX, VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass) as raster,
+        _open_raster(job) as raster,
     ):
         prepared = job.builder.prepare(scene, job.look)
         if progress is not None:

@@ -66,3 +66,30 @@ def test_renders_on_gpu_guess(monkeypatch, tmp_path):
     assert gl.renders_on_gpu("auto")
     with pytest.raises(RenderError, match="device"):
         gl.renders_on_gpu("tpu")  # type: ignore[arg-type]
+
+
+def test_raster_thread_draws_the_same_images_in_order() -> None:
+    """The GL thread returns each pass's images in submission order, the same bytes as in this
+    thread; an error of a pass comes back through its future, and the thread ends on close."""
+    import threading
+
+    from scene2world.renderer.raster_thread import RasterThread
+
+    scene = load_scene(EXAMPLE / "s2w_demo_curve_0001")
+    static = prepare_static(scene, "nvidia")
+    cameras = scene.camera_names[:2]
+    frames = [[build_frame(scene, camera, f, "nvidia", static) for camera in cameras] for f in (10, 70, 130)]
+    with Rasterizer(msaa=4, device=DEVICE, tiles=2) as here:
+        expected = [here.render_tiles(images).copy() for images in frames]
+    before = {t.name for t in threading.enumerate()}
+    with RasterThread(msaa=4, device=DEVICE, tiles=2) as gl:
+        assert (gl.width, gl.height, gl.tiles) == (1280, 720, 2)
+        futures = [gl.submit(images) for images in frames]
+        too_many = gl.submit(frames[0] * 2)
+        for future, want in zip(futures, expected):
+            np.testing.assert_array_equal(future.result(timeout=60), want)
+        with pytest.raises(RenderError, match=r"1\.\.2 images"):
+            too_many.result(timeout=60)
+        assert any(t.name.startswith("s2w-gl") for t in threading.enumerate())
+    gl.close()  # idempotent
+    assert {t.name for t in threading.enumerate()} <= before

@@ -1,0 +1,58 @@
+"""A :class:`~scene2world.renderer.raster.Rasterizer` in its own thread: GL overlaps the geometry.
+
+On a GPU a pass's time is mostly spent waiting, in the driver, for the draw, the MSAA resolve and
+the read-back of the images, with Python's GIL released. A render worker that submits frame f to
+this thread and builds frame f + 1 meanwhile hides that wait behind its numpy geometry
+(docs/speed.md, "Several cameras per pass"). All GL calls of the context, its creation and its
+deletion included, run on the one thread: an EGL context is current in one thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from scene2world.renderer.batch import DrawBatch
+from scene2world.renderer.raster import Rasterizer
+from scene2world.typing import NDArrayByte
+
+
+class RasterThread:
+    """``Rasterizer(**settings)`` owned by one thread; :meth:`submit` returns a future of a pass's images.
+
+    Passes run in submission order. Use as a context manager or call :meth:`close`, which waits
+    for the submitted passes and frees the context.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="s2w-gl")
+        try:
+            self._raster: Rasterizer = self._thread.submit(Rasterizer, **settings).result()
+        except BaseException:
+            self._thread.shutdown(wait=True)
+            raise
+        self.width, self.height, self.tiles = self._raster.width, self._raster.height, self._raster.tiles
+        self.renderer_name = self._raster.renderer_name
+
+    def submit(self, images: Sequence[Sequence[DrawBatch]]) -> Future[NDArrayByte]:
+        """Queue one pass (``Rasterizer.render_tiles``) of ``images``."""
+        return self._thread.submit(self._raster.render_tiles, images)
+
+    @property
+    def seconds(self) -> float:
+        """Time the thread spent in passes."""
+        return self._raster.seconds
+
+    def close(self) -> None:
+        """Wait for the queued passes, free the context on its thread, end the thread (idempotent)."""
+        raster, self._raster = self._raster, None  # type: ignore[assignment]
+        if raster is not None:
+            self._thread.submit(raster.close).result()
+        self._thread.shutdown(wait=True)
+
+    def __enter__(self) -> RasterThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
