@@ -5,11 +5,13 @@ renders in ``workers`` processes (``0`` = one per CPU core, at most one per came
 this process). Each process is started with ``spawn`` (no EGL, driver or thread state is
 inherited), receives the scene once (pickled), owns one EGL context
 (:class:`~scene2world.renderer.raster.Rasterizer`) and takes tasks from a shared queue until
-none is left. A task is one camera's frame range; with more workers than cameras each camera's
-range is cut into segments (:func:`plan_tasks`), rendered in parallel and joined without
-re-encoding. For every frame a worker builds the draw batches (``frame.build_frame``),
-rasterises them and queues the image to the writer (:mod:`scene2world.renderer.video`), whose
-thread feeds ffmpeg while the next frame renders.
+none is left. A task is a frame range of a group of cameras (:func:`plan_tasks`): on the CPU
+one camera per task, on a GPU all cameras (up to ``raster.MAX_TILES``) drawn in one GL pass per
+frame, one writer per camera. With more workers than tasks the ranges are cut into segments,
+rendered in parallel and joined without re-encoding. For every frame a worker builds the draw
+batches (``frame.build_frame``), rasterises them (on a GPU in its GL thread,
+:mod:`~scene2world.renderer.raster_thread`, while the next frame's geometry is built) and queues
+each image to its writer (:mod:`scene2world.renderer.video`), whose thread feeds ffmpeg.
 
 Cancellation: Ctrl-C (SIGINT) or SIGTERM in the parent sets a stop event and stops the
 workers; a worker that is told to stop (event, SIGTERM or SIGINT) aborts its writer, which
