@@ -25,8 +25,14 @@ pytestmark = pytest.mark.timeout(300)
 DEVICE = os.environ.get("S2W_TEST_DEVICE", "cpu")
 
 
-@pytest.mark.parametrize("msaa", [1, 4])
-def test_tiles_equal_single_images(msaa: int) -> None:
+@pytest.mark.parametrize(
+    ("msaa", "gpu_branches"),
+    [(1, False), (4, False), (4, True)],
+    ids=["msaa1", "msaa4", "msaa4-gpu-branches"],
+)
+def test_tiles_equal_single_images(msaa: int, gpu_branches: bool) -> None:
+    """``gpu_branches``: the tiled renderer takes the read-back branches NVIDIA's driver takes (no
+    GL_MESA_pack_invert: rows flipped by numpy; whole-image MSAA resolves), here on llvmpipe too."""
     scene = load_scene(EXAMPLE / "s2w_demo_curve_0001")
     static = prepare_static(scene, "nvidia")
     cameras = scene.camera_names[:3]
@@ -35,6 +41,9 @@ def test_tiles_equal_single_images(msaa: int) -> None:
         expected = [single.render(batches) for batches in frames]
     # 4 tiles for 3 images: the unused tile draws nothing and comes back out of the result
     with Rasterizer(msaa=msaa, device=DEVICE, tiles=4) as tiled:
+        if gpu_branches:
+            tiled._offscreen._renderer._pack_invert = False
+            tiled._partial_resolve = False
         first = tiled.render_tiles(frames)
         second = tiled.render_tiles(frames[::-1])  # buffers refilled, order swapped
         assert tiled.frames_rendered == 6
