@@ -54,6 +54,7 @@ from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
 from scene2world.renderer.gl import renders_on_gpu
+from scene2world.renderer.raster import MAX_TILES
 from scene2world.renderer.video import (
     FrameWriter,
     PngWriter,
@@ -189,6 +190,23 @@ def plan_tasks(
         for i in range(segments):
             tasks.append(_Task(tuple(group), int(edges[i]), int(edges[i + 1]), i, segments, token))
     return tasks
+
+
+def auto_cameras_per_pass(cameras: Sequence[str], start: int, end: int, workers: int, device: Device) -> int:
+    """Cameras per GL pass when the caller leaves it to ``render_clip``.
+
+    On a GPU all of them (up to ``raster.MAX_TILES``) when one group of them gives every worker a
+    task (``workers`` at most the clip's segments of MIN_SEGMENT_FRAMES frames), else 1; on the
+    CPU 1. Measured on an H100 with 16 cores, render-only camera-frames/s of the 7 x 151 clip
+    (docs/speed.md, "Several cameras per pass"): all cameras per pass against one, 1 process
+    124 / 100, 7 processes 653 / 292, 9 processes 740 / 514; 16 processes (two groups of
+    cameras, unequal work) 536 / 807. On llvmpipe a pass costs per pixel: 0.84-0.93x.
+    """
+    count = min(len(cameras), MAX_TILES)
+    if count < 2 or not renders_on_gpu(device):
+        return 1
+    groups = {task.cameras for task in plan_tasks(cameras, start, end, workers, "", count)}
+    return count if len(groups) == 1 else 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,15 +612,14 @@ def render_clip(
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
     ``cameras_per_pass``: cameras a worker draws in one GL pass, frame by frame (the same
-    pixels; 0 = all of them, up to ``raster.MAX_TILES``, on a GPU and 1 on the CPU, where a pass
-    costs per pixel: docs/speed.md, "Several cameras per pass").
+    pixels; 0 = :func:`auto_cameras_per_pass`).
     Returns one :class:`RenderedCamera` per camera, in ``cameras`` order.
 
     Raises RenderError for an unknown camera (listing the rig), a frame range outside the
     clip (naming its length), a GL/ffmpeg failure; :class:`RenderCancelledError` when a worker was stopped;
     ``KeyboardInterrupt`` (:class:`~scene2world.stopping.Stopped`) when this process was.
     """
-    from scene2world.renderer.raster import MAX_TILES, MSAA_CHOICES
+    from scene2world.renderer.raster import MSAA_CHOICES
 
     cams = check_cameras(scene, cameras)
     start, end = resolve_frames(scene, frames)
@@ -612,8 +629,9 @@ def render_clip(
         raise RenderError(f"`workers` must be >= 0, got {workers}")
     if not 0 <= cameras_per_pass <= MAX_TILES:
         raise RenderError(f"`cameras_per_pass` must be 0..{MAX_TILES} (0 = by device), got {cameras_per_pass}")
+    n_workers = default_workers(len(cams)) if workers == 0 else workers
     if cameras_per_pass == 0:
-        cameras_per_pass = min(len(cams), MAX_TILES) if len(cams) > 1 and renders_on_gpu(device) else 1
+        cameras_per_pass = auto_cameras_per_pass(cams, start, end, n_workers, device)
     builder = frame_builder or _geometry(line_caps)
     for cam in cams:  # temporaries of renders that were killed outright (SIGKILL) on this host
         remove_orphan_partials(_final_path(out_dir, scene.clip_id, cam, png))
@@ -636,7 +654,6 @@ def render_clip(
         builder=builder,
         per_pass=min(cameras_per_pass, len(cams)),
     )
-    n_workers = default_workers(len(cams)) if workers == 0 else workers
     plan = plan_tasks(cams, start, end, n_workers, uuid.uuid4().hex[:8], job.per_pass)
     n_workers = min(n_workers, len(plan))
     t0 = time.perf_counter()

@@ -348,3 +348,15 @@ def test_cameras_drawn_in_one_pass_give_the_same_frames(tmp_path, workers):
 def test_cameras_per_pass_is_checked(tmp_path):
     with pytest.raises(RenderError, match="cameras_per_pass"):
         render_clip(make_scene(), tmp_path, cameras=CAMS, cameras_per_pass=17, frame_builder=BarBuilder())
+
+
+def test_auto_cameras_per_pass_follows_the_measurements():
+    """All cameras per pass on a GPU while one group of them gives every worker a task (measured
+    faster there), one camera per pass with more workers (two groups measured slower) and on the CPU."""
+    from scene2world.renderer.render import auto_cameras_per_pass
+
+    seven = [f"c{i}" for i in range(7)]
+    assert [auto_cameras_per_pass(seven, 0, 151, w, "gpu") for w in (1, 7, 9, 10, 16)] == [7, 7, 7, 1, 1]
+    assert auto_cameras_per_pass(seven, 0, 151, 7, "cpu") == 1
+    assert auto_cameras_per_pass(seven[:1], 0, 151, 1, "gpu") == 1
+    assert auto_cameras_per_pass(seven, 0, 40, 3, "gpu") == 1  # 40 frames: 2 segments of >= 16 at most
