@@ -279,10 +279,11 @@ class _Stopper:
 
     def __init__(self, event: Any = None) -> None:
         self.event = event
-        self.signalled = False
+        self.signalled = 0
+        """The stop signal that arrived (0: none)."""
 
     def __call__(self) -> bool:
-        return self.signalled or (self.event is not None and self.event.is_set())
+        return bool(self.signalled) or (self.event is not None and self.event.is_set())
 
 
 def _open_task_writer(scene: Scene, task: _Task, camera: str, job: _Job, raster: Any) -> FrameWriter:
@@ -397,11 +398,13 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     stopper = _Stopper(stop)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        stopper.signalled = True
-        raise RenderCancelledError(f"render worker {os.getpid()} stopped by {signal.Signals(signum).name}")
+        # only recorded: the task stops at its next frame, a safe point; raised here, the stop could
+        # land inside a half-done import (trimesh imports networkx under `except BaseException`)
+        stopper.signalled = signum
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent until here
     parent = mp.parent_process()
     die_with_parent(signal.SIGTERM, parent.pid if parent is not None else None)  # parent SIGKILLed: stop too
     camera = None
@@ -420,6 +423,9 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
                 results = _render_task(scene, task, job, raster, prepared, stopper, on_frames)
                 events.put(("done", task, results))
                 camera = None
+            if stopper.signalled:
+                name = signal.Signals(stopper.signalled).name
+                raise RenderCancelledError(f"render worker {os.getpid()} stopped by {name}")
     except BaseException as e:
         kind = "cancelled" if isinstance(e, (RenderCancelledError, KeyboardInterrupt)) else "error"
         message = str(e) if isinstance(e, RenderError) else f"{type(e).__name__}: {e}"
@@ -465,8 +471,14 @@ def _render_in_processes(
     complete = False
     try:
         with sigterm_raises():
-            for p in procs:
-                p.start()
+            # a child keeps this thread's signal mask across exec: it starts with SIGINT blocked and
+            # unblocks it once its handler is set, so a Ctrl-C cannot interrupt its imports
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                for p in procs:
+                    p.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             if progress is not None:
                 progress(0, total)
             while exited < workers:
