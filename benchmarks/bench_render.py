@@ -111,30 +111,19 @@ def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
 
 def _render_only_worker(scene, msaa, device, per_pass, tasks, results, barrier):
     from scene2world.renderer.frame import build_frame, prepare_static
-    from scene2world.renderer.raster import Rasterizer
-    from scene2world.renderer.raster_thread import RasterThread
+    from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
 
-    # as render_clip's workers: several cameras per pass go to a GL thread, one frame ahead
-    opener = RasterThread if per_pass > 1 else Rasterizer
-    with opener(msaa=msaa, device=device, tiles=per_pass) as raster:
+    def passes():  # as render_clip's workers: the tasks' frames, each one pass over its cameras
+        while (task := tasks.get()) is not None:
+            for f in range(task.start, task.end):
+                yield [build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras]
+
+    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
         static = prepare_static(scene, "nvidia")
         raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
         barrier.wait()
         t0 = time.perf_counter()
-        done = 0
-        pending = None
-        while True:
-            task = tasks.get()
-            if task is None:
-                break
-            for f in range(task.start, task.end):
-                submitted = raster.submit([build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras])
-                if pending is not None:
-                    pending.result()
-                pending = submitted
-                done += len(task.cameras)
-        if pending is not None:
-            pending.result()
+        done = sum(len(images) for images in one_pass_ahead(raster, passes()))
         results.put((done, time.perf_counter() - t0, raster.renderer_name))
 
 

@@ -35,7 +35,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from functools import partial
+from collections import deque
 from io import BytesIO
 from pathlib import Path
 
@@ -268,26 +268,25 @@ def geometry_rate(
         frames = sorted({f for _, f in jobs})
         cams = list(scene.camera_names)
         passes = [[(cam, f) for cam in cams[k : k + per_pass]] for f in frames for k in range(0, len(cams), per_pass)]
-        if per_pass == 1:  # the baseline's way (its Rasterizer may know nothing else)
-            opener, draw = Rasterizer, lambda raster, images: raster.render(images[0])
-        else:  # render_clip's way on a GPU: a GL thread drawing one frame behind the geometry
-            from scene2world.renderer.raster_thread import RasterThread
 
-            opener, draw = partial(RasterThread, tiles=per_pass), lambda raster, images: raster.submit(images)
-        with opener(msaa=msaa, device=device) as raster:
-            draw(raster, [build_frame(scene, cam, f, "nvidia", static) for cam, f in passes[0]])
+        def timed(draw_all):
             total = float("inf")
             for _ in range(2):  # best of two passes (llvmpipe's threads make single passes noisy)
                 t0 = clock()
-                pending = None
-                for group in passes:  # one pass in flight at most, as in render_clip
-                    submitted = draw(raster, [build_frame(scene, cam, f, "nvidia", static) for cam, f in group])
-                    if pending is not None:
-                        pending.result()
-                    pending = submitted if per_pass > 1 else None
-                if pending is not None:
-                    pending.result()
+                draw_all([build_frame(scene, cam, f, "nvidia", static) for cam, f in g] for g in passes)
                 total = min(total, clock() - t0)
+            return total
+
+        if per_pass == 1:  # the baseline's way (its Rasterizer may know nothing else)
+            with Rasterizer(msaa=msaa, device=device) as raster:
+                raster.render(build_frame(scene, *passes[0][0], "nvidia", static))
+                total = timed(lambda images: deque((raster.render(i[0]) for i in images), maxlen=0))
+        else:  # render_clip's way on a GPU: a GL thread drawing one pass behind the geometry
+            from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
+
+            with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
+                raster.submit([build_frame(scene, *passes[0][0], "nvidia", static)]).result()
+                total = timed(lambda images: deque(one_pass_ahead(raster, images), maxlen=0))
         n = sum(len(g) for g in passes)
         out["geometry_raster_ms"] = round(total / n * 1e3, 3)
         out["camera_frames_per_s"] = round(n / total, 1)

@@ -9,7 +9,7 @@ deletion included, run on the one thread: an EGL context is current in one threa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -56,3 +56,26 @@ class RasterThread:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_rasterizer(tiles: int = 1, **settings: Any) -> Rasterizer | RasterThread:
+    """A render worker's rasteriser: with several images per pass (a GPU: ``render.auto_cameras_per_pass``)
+    a :class:`RasterThread`, so each pass overlaps the next pass's geometry; else a plain
+    :class:`Rasterizer` in this thread."""
+    return RasterThread(tiles=tiles, **settings) if tiles > 1 else Rasterizer(tiles=tiles, **settings)
+
+
+def one_pass_ahead(
+    raster: Rasterizer | RasterThread, passes: Iterable[Sequence[Sequence[DrawBatch]]]
+) -> Iterator[NDArrayByte]:
+    """Each pass's images, in order; pass k + 1 is taken from ``passes`` (its geometry built) and
+    submitted before pass k's images are returned, so a :class:`RasterThread` draws one while the
+    next is built. At most two passes are in flight."""
+    pending = None
+    for images in passes:
+        submitted = raster.submit(images)
+        if pending is not None:
+            yield pending.result()
+        pending = submitted
+    if pending is not None:
+        yield pending.result()

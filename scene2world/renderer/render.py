@@ -34,7 +34,7 @@ import queue
 import signal
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, get_args
@@ -307,13 +307,10 @@ def _open_task_writer(scene: Scene, task: _Task, camera: str, job: _Job, raster:
 
 
 def _open_raster(job: _Job) -> Any:
-    """The worker's rasteriser: with several cameras per pass (a GPU) in its own thread, so the GL
-    pass of frame f overlaps the geometry of frame f + 1 (``raster_thread``); else in this thread."""
-    from scene2world.renderer.raster import Rasterizer
-    from scene2world.renderer.raster_thread import RasterThread
+    """The worker's rasteriser (``raster_thread.open_rasterizer``: a GL thread with several cameras per pass)."""
+    from scene2world.renderer.raster_thread import open_rasterizer
 
-    opener = RasterThread if job.per_pass > 1 else Rasterizer
-    return opener(width=VIDEO_WIDTH_PX, height=VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device, tiles=job.per_pass)
+    return open_rasterizer(job.per_pass, width=VIDEO_WIDTH_PX, height=VIDEO_HEIGHT_PX, msaa=job.msaa, device=job.device)
 
 
 def _render_task(
@@ -328,31 +325,34 @@ def _render_task(
     """Render one task's frames, all its cameras in one pass per frame, into one writer per camera;
     returns what was written per camera (path = the writer's; times shared out evenly).
 
-    Frame f's pass is submitted before frame f − 1's images are written: with a
-    ``raster_thread.RasterThread`` it draws while frame f + 1's geometry is built.
+    Frame f + 1's pass is submitted before frame f's images are written
+    (``raster_thread.one_pass_ahead``): a GL thread draws while the geometry is built.
     """
+    from scene2world.renderer.raster_thread import one_pass_ahead
+
     t0 = time.perf_counter()
     geometry_s = 0.0
     raster_s = raster.seconds
     cams = task.cameras
+
+    def passes() -> Iterator[list[Any]]:
+        nonlocal geometry_s
+        for frame in range(task.start, task.end):
+            if should_stop():
+                raise RenderCancelledError(
+                    f"clip {scene.clip_id!r} camera {', '.join(cams)}: render cancelled at frame {frame}"
+                )
+            t1 = time.perf_counter()
+            images = [job.builder.build(scene, cam, frame, job.look, prepared) for cam in cams]
+            geometry_s += time.perf_counter() - t1
+            yield images
+
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(_open_task_writer(scene, task, cam, job, raster)) for cam in cams]
-        pending = None
-        for frame in range(task.start, task.end + 1):
-            if frame < task.end:
-                if should_stop():
-                    raise RenderCancelledError(
-                        f"clip {scene.clip_id!r} camera {', '.join(cams)}: render cancelled at frame {frame}"
-                    )
-                t1 = time.perf_counter()
-                images = [job.builder.build(scene, cam, frame, job.look, prepared) for cam in cams]
-                geometry_s += time.perf_counter() - t1
-                submitted = raster.submit(images)
-            if pending is not None:
-                for writer, image in zip(writers, pending.result()):
-                    writer.write(image)
-                on_frames(len(cams))
-            pending = submitted if frame < task.end else None
+        for images in one_pass_ahead(raster, passes()):
+            for writer, image in zip(writers, images):
+                writer.write(image)
+            on_frames(len(cams))
     seconds = time.perf_counter() - t0
     render_s = geometry_s + raster.seconds - raster_s
     return [
