@@ -121,6 +121,24 @@ def signals_raise() -> Iterator[None]:
         os.close(write_fd)  # the reader sees EOF and ends
 
 
+@contextlib.contextmanager
+def stops_raise() -> Iterator[None]:
+    """For library loops that call :func:`check`: :func:`signals_raise` where the process has Python's
+    own stop handling (a plain script: Ctrl-C is ``default_int_handler``, SIGTERM is default), else
+    :func:`sigterm_raises` (the CLI's handlers, or a Prefect flow run's, stay as they are).
+
+    Python's own Ctrl-C raises from whatever the main thread runs when it is handled, and can be
+    swallowed there (a ``__del__`` or weakref callback run by the garbage collector prints
+    "Exception ignored" and goes on): recorded here, the stop still reaches :func:`check`.
+    """
+    plain = signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    )
+    with signals_raise() if plain else sigterm_raises():
+        yield
+
+
 def exit_with_status(signum: int) -> SystemExit:
     """``SystemExit(128 + signum)``: with :func:`sigterm_raises`, a plain script ends with the shell's 143."""
     return SystemExit(exit_code(signum))

@@ -69,7 +69,7 @@ from scene2world.renderer.video import (
     video_path,
 )
 from scene2world.scene.model import Scene
-from scene2world.stopping import check, sigterm_raises
+from scene2world.stopping import check, stops_raise
 from scene2world.typing import NDArrayByte
 
 log = logging.getLogger(__name__)
@@ -470,7 +470,7 @@ def _render_in_processes(
     exited = 0
     complete = False
     try:
-        with sigterm_raises():
+        with stops_raise():
             # a child keeps this thread's signal mask across exec: it starts with SIGINT blocked and
             # unblocks it once its handler is set, so a Ctrl-C cannot interrupt its imports
             previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -579,7 +579,7 @@ def _render_in_process(
 
     results = []
     with (
-        sigterm_raises(),
+        stops_raise(),
         _open_raster(job) as raster,
     ):
         prepared = job.builder.prepare(scene, job.look)

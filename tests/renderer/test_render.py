@@ -244,7 +244,8 @@ def test_builder_error_leaves_no_file(tmp_path):
 
 KILL_SCRIPT = textwrap.dedent(
     """
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if the suite runs with it ignored
     sys.path.insert(0, {test_dir!r})
     from test_render import SlowBarBuilder, make_scene, CAMS
     from scene2world.renderer.render import render_clip

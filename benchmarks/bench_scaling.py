@@ -1,0 +1,175 @@
+"""Where the renderer's throughput per machine goes as processes are added (docs/speed.md, "Per machine").
+
+For W processes on the bundled 7 x 151 clip, timed from a barrier once every process is ready
+(start-up apart), each row prints camera-frames/s and the CPU it cost (core-ms per camera-frame,
+split into the worker's main thread and everything else in the process: the GL thread, the
+driver's threads):
+
+1. ``geometry``: ``build_frame`` alone, no GL: the ceiling the CPU sets for numpy geometry;
+2. ``render``: geometry + raster, ``render_clip``'s plan, under environment variants set before
+   the processes start (the NVIDIA driver reads ``__GL_YIELD`` when it loads; BLAS thread pools);
+3. ``render, all cameras per pass, W segments``: one camera group cut into W frame segments.
+
+The ratios are against the first row of the same W. Run on the GPU machine:
+
+    python3 benchmarks/bench_scaling.py --device gpu --workers 1 8 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_render_speed import load_clip, machine  # noqa: E402
+
+ENV_VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "gl-yield-usleep": {"__GL_YIELD": "USLEEP"},
+    "blas-1-thread": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+}
+
+
+@contextmanager
+def environment(values: dict[str, str]):
+    """``os.environ`` with ``values`` while processes start (spawned children copy it)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _worker(scene, msaa, device, per_pass, gl, tasks, results, barrier):
+    from scene2world.renderer.frame import build_frame, prepare_static
+    from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
+
+    static = prepare_static(scene, "nvidia")
+
+    def passes():
+        while (task := tasks.get()) is not None:
+            for f in range(task.start, task.end):
+                yield [build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras]
+
+    def timed(run):
+        barrier.wait()
+        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
+        done = run()
+        results.put((done, time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0))
+
+    if not gl:
+        build_frame(scene, scene.camera_names[0], 0, "nvidia", static)
+        timed(lambda: sum(len(images) for images in passes()))
+        return
+    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
+        raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
+        timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())))
+
+
+def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, gl: bool, env: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for task in plan:
+        tasks.put(task)
+    workers = min(workers, len(plan))
+    for _ in range(workers):
+        tasks.put(None)
+    barrier = ctx.Barrier(workers + 1)
+    with environment(env):
+        procs = [
+            ctx.Process(target=_worker, args=(scene, msaa, device, per_pass, gl, tasks, results, barrier))
+            for _ in range(workers)
+        ]
+        for p in procs:
+            p.start()
+    barrier.wait(timeout=300)
+    t0 = time.perf_counter()
+    out = [results.get(timeout=1200) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    frames = sum(o[0] for o in out)
+    cpu, main = sum(o[2] for o in out), sum(o[3] for o in out)
+    return {
+        "workers": workers,
+        "per_pass": per_pass,
+        "tasks": len(plan),
+        "camera_frames": frames,
+        "seconds": round(wall, 3),
+        "camera_frames_per_s": round(frames / wall, 1),
+        "core_ms_per_camera_frame": round(cpu / frames * 1e3, 2),
+        "main_thread_ms": round(main / frames * 1e3, 2),
+        "other_threads_ms": round((cpu - main) / frames * 1e3, 2),
+        "cores_busy": round(cpu / wall, 1),
+    }
+
+
+def segments_plan(cameras, frames: int, segments: int) -> list:
+    """All cameras in one group, the clip cut into ``segments`` equal frame ranges."""
+    import numpy as np
+
+    from scene2world.renderer.render import _Task
+
+    edges = np.linspace(0, frames, segments + 1).round().astype(int)
+    return [_Task(tuple(cameras), int(edges[i]), int(edges[i + 1]), i, segments, "") for i in range(segments)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--msaa", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--variants", nargs="+", default=list(ENV_VARIANTS), choices=list(ENV_VARIANTS))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from scene2world.renderer.render import plan_tasks
+
+    scene = load_clip(args.frames)
+    cams, n = scene.camera_names, scene.num_frames
+    m = machine()
+    print(f"machine: {m['cpu']}, {m['cores']} cores; GPU: {m['gpu']}; load {m['loadavg_1m']}")
+    print(f"clip: {len(cams)} cameras x {n} frames, MSAA {args.msaa}, EGL {args.device}")
+    rows = []
+    for w in args.workers:
+        first = None
+        cases = [("geometry, no GL", plan_tasks(cams, 0, n, w, "", 1), 1, False, {})]
+        cases += [(f"render, {v}", plan_tasks(cams, 0, n, w, "", 1), 1, True, ENV_VARIANTS[v]) for v in args.variants]
+        cases.append((f"render, {len(cams)} per pass, {w} segments", segments_plan(cams, n, w), len(cams), True, {}))
+        for label, plan, per_pass, gl, env in cases:
+            r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, env) | {"case": label}
+            rows.append(r)
+            first = first or r
+            ratio = r["camera_frames_per_s"] / first["camera_frames_per_s"]
+            print(
+                f"  W={w:2d} {label:34s} {r['camera_frames_per_s']:7.1f} cf/s (x{ratio:.2f})"
+                f"  core-ms/cf {r['core_ms_per_camera_frame']:6.2f} (main {r['main_thread_ms']:5.2f},"
+                f" other {r['other_threads_ms']:5.2f})  cores busy {r['cores_busy']:5.1f}",
+                flush=True,
+            )
+    print(f"load after: {round(os.getloadavg()[0], 2)}; children rusage user+sys s:", end=" ")
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(round(ru.ru_utime + ru.ru_stime, 1))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": m, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
