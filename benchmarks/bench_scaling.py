@@ -5,12 +5,18 @@ For W processes on the bundled 7 x 151 clip, timed from a barrier once every pro
 split into the worker's main thread and everything else in the process: the GL thread, the
 driver's threads):
 
-1. ``geometry``: ``build_frame`` alone, no GL: the ceiling the CPU sets for numpy geometry;
-2. ``render``: geometry + raster, ``render_clip``'s plan, under environment variants set before
-   the processes start (the NVIDIA driver reads ``__GL_YIELD`` when it loads; BLAS thread pools);
-3. ``render, all cameras per pass, W segments``: one camera group cut into W frame segments.
+1. ``geometry, no GL``: ``build_frame`` alone: the ceiling the CPU sets for the numpy geometry;
+2. ``render 1 per pass``: geometry + raster, one camera per pass (``render_clip``'s plan);
+3. ``render 7 per pass, W segments``: all cameras in each pass, the clip cut into W frame ranges
+   (the same work in every process); and ``render_clip``'s own plan for all cameras per pass
+   where it differs (camera groups when W exceeds the clip's 16-frame segments).
 
-The ratios are against the first row of the same W. Run on the GPU machine:
+Each case runs under the settings asked for (``--settings``): ``before`` is the NVIDIA driver's
+own wait (it spins; ``__GL_YIELD`` set empty) with OpenBLAS's thread pool of one thread per core;
+``now`` is what render processes do (``gl.configure_environment``'s ``__GL_YIELD=USLEEP`` and
+``blas.one_blas_thread``); ``gl-yield-usleep`` and ``blas-1-thread`` are each change alone.
+Ratios: against the first setting of the same case, then against the first render row of W.
+Run on the GPU machine:
 
     python3 benchmarks/bench_scaling.py --device gpu --workers 1 8 16
 """
@@ -33,10 +39,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_render_speed import load_clip, machine  # noqa: E402
 
-ENV_VARIANTS: dict[str, dict[str, str]] = {
-    "default": {},
-    "gl-yield-usleep": {"__GL_YIELD": "USLEEP"},
-    "blas-1-thread": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
+    # name: (environment of the processes, one BLAS thread per process)
+    "before": ({"__GL_YIELD": ""}, False),  # the driver's own wait (sched_yield spin), one BLAS thread per core
+    "gl-yield-usleep": ({}, False),  # gl.configure_environment's default alone
+    "blas-1-thread": ({"__GL_YIELD": ""}, True),  # blas.one_blas_thread alone
+    "now": ({}, True),  # what render_clip's and the render pool's processes do
 }
 
 
@@ -55,9 +63,13 @@ def environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def _worker(scene, msaa, device, per_pass, gl, tasks, results, barrier):
+def _worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
+    from scene2world.renderer.blas import one_blas_thread
     from scene2world.renderer.frame import build_frame, prepare_static
     from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
+
+    if blas_1:
+        one_blas_thread()
 
     static = prepare_static(scene, "nvidia")
 
@@ -81,7 +93,8 @@ def _worker(scene, msaa, device, per_pass, gl, tasks, results, barrier):
         timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())))
 
 
-def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, gl: bool, env: dict) -> dict:
+def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, gl: bool, setting: str) -> dict:
+    env, blas_1 = SETTINGS[setting]
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for task in plan:
@@ -92,7 +105,7 @@ def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, 
     barrier = ctx.Barrier(workers + 1)
     with environment(env):
         procs = [
-            ctx.Process(target=_worker, args=(scene, msaa, device, per_pass, gl, tasks, results, barrier))
+            ctx.Process(target=_worker, args=(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier))
             for _ in range(workers)
         ]
         for p in procs:
@@ -135,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--msaa", type=int, default=4)
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--variants", nargs="+", default=list(ENV_VARIANTS), choices=list(ENV_VARIANTS))
+    ap.add_argument("--settings", nargs="+", default=["before", "now"], choices=list(SETTINGS))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -148,17 +161,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clip: {len(cams)} cameras x {n} frames, MSAA {args.msaa}, EGL {args.device}")
     rows = []
     for w in args.workers:
-        first = None
-        cases = [("geometry, no GL", plan_tasks(cams, 0, n, w, "", 1), 1, False, {})]
-        cases += [(f"render, {v}", plan_tasks(cams, 0, n, w, "", 1), 1, True, ENV_VARIANTS[v]) for v in args.variants]
-        cases.append((f"render, {len(cams)} per pass, {w} segments", segments_plan(cams, n, w), len(cams), True, {}))
-        for label, plan, per_pass, gl, env in cases:
-            r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, env) | {"case": label}
+        one, rr = plan_tasks(cams, 0, n, w, "", 1), plan_tasks(cams, 0, n, w, "", len(cams))
+        cases = [(f"geometry, no GL, {v}", one, 1, False, v) for v in args.settings]
+        cases += [(f"render 1 per pass, {v}", one, 1, True, v) for v in args.settings]
+        frames = segments_plan(cams, n, w)
+        cases += [
+            (f"render {len(cams)} per pass, {w} segments, {v}", frames, len(cams), True, v) for v in args.settings
+        ]
+        if rr != frames:
+            cases.append((f"render {len(cams)} per pass, render_clip's plan, now", rr, len(cams), True, "now"))
+        render_first = None
+        for label, plan, per_pass, gl, setting in cases:
+            r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, setting) | {"case": label}
             rows.append(r)
-            first = first or r
-            ratio = r["camera_frames_per_s"] / first["camera_frames_per_s"]
+            case = label.rsplit(", ", 1)[0]  # the same case under the first setting
+            ref = next(x for x in rows if x["case"].rsplit(", ", 1)[0] == case and x["workers"] == r["workers"])
+            render_first = render_first or (r if gl else None)
+            ratio = r["camera_frames_per_s"] / ref["camera_frames_per_s"]
+            vs_first = r["camera_frames_per_s"] / render_first["camera_frames_per_s"] if gl else 1.0
             print(
-                f"  W={w:2d} {label:34s} {r['camera_frames_per_s']:7.1f} cf/s (x{ratio:.2f})"
+                f"  W={w:2d} {label:44s} {r['camera_frames_per_s']:7.1f} cf/s (x{ratio:.2f}; x{vs_first:.2f})"
                 f"  core-ms/cf {r['core_ms_per_camera_frame']:6.2f} (main {r['main_thread_ms']:5.2f},"
                 f" other {r['other_threads_ms']:5.2f})  cores busy {r['cores_busy']:5.1f}",
                 flush=True,

@@ -26,7 +26,7 @@ if [[ "${1:-}" == "fetch" ]]; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$GPU_DIR/whl" \
     pyrender2==0.2.2 PyOpenGL==3.1.10 trimesh==5.2.0 pyglet==2.1.19 freetype-py==2.5.1 \
-    pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+    pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 threadpoolctl==3.8.0
   # imageio-ffmpeg's Python code without its 170 MB ffmpeg binary (the wheel is 68 MB, more
   # than a device call may carry); it uses IMAGEIO_FFMPEG_EXE or an ffmpeg on PATH there
   # the interpreter that has imageio-ffmpeg: the project virtualenv when there is one

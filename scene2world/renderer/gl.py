@@ -5,7 +5,8 @@ Nothing else in scene2world imports ``OpenGL`` or ``pyrender`` directly: call
 patches of docs/install.md, "pyrender's quirks", and returns the module) and :func:`create_context`.
 
 - ``PYOPENGL_PLATFORM=egl`` and ``PYGLET_HEADLESS=1`` are set by default (pyglet 2 cannot be
-  imported without X libraries otherwise; pyrender imports it for its viewer).
+  imported without X libraries otherwise; pyrender imports it for its viewer), and
+  ``__GL_YIELD=USLEEP`` (NVIDIA's driver waits for the GPU without spinning, docs/gpu.md).
 - ``np.infty = np.inf`` (numpy 2 removed it; pyrender's ``Mesh.bounds`` uses it).
 - The OSMesa program-cache patch: pyrender keys its shader cache on the ctypes pointer of the
   current context, which on OSMesa is a new object per call, so every primitive recompiles its
@@ -81,6 +82,9 @@ def configure_environment(device: Device = "auto") -> None:
     _check_device(device)
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     os.environ.setdefault("PYGLET_HEADLESS", "1")
+    # NVIDIA's driver sleeps instead of spinning while it waits for the GPU (a read-back): the
+    # spin costs a render process's core time that its geometry needs (docs/gpu.md, "Driver waits")
+    os.environ.setdefault("__GL_YIELD", "USLEEP")
     global _vendor_setup
     if _vendor_setup is not None or "OpenGL.EGL" in sys.modules:
         return

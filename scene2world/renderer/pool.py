@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from scene2world.errors import RenderError
 from scene2world.lifeline import watch_parent
+from scene2world.renderer.blas import one_blas_thread
 from scene2world.scene.discover import ClipRef
 from scene2world.stopping import check, note_stop
 
@@ -56,6 +57,7 @@ def _init_process(events: Any, parent: int) -> None:
     # SIGTERM (the parent's stop) is only recorded: the camera stops at its next frame
     signal.signal(signal.SIGTERM, note_stop)
     _EVENTS = events
+    one_blas_thread()
     events.put((_STARTED, os.getpid(), 0))
     watch_parent(parent)  # a killed pipeline must not leave cameras rendering (docs/processes.md)
 

@@ -53,6 +53,7 @@ from scene2world.config import (
 from scene2world.errors import RenderCancelledError, RenderError
 from scene2world.leftovers import remove_paths
 from scene2world.lifeline import die_with_parent
+from scene2world.renderer.blas import one_blas_thread
 from scene2world.renderer.gl import renders_on_gpu
 from scene2world.renderer.raster import MAX_TILES
 from scene2world.renderer.video import (
@@ -407,6 +408,7 @@ def _worker_main(scene: Scene, job: _Job, tasks: Any, events: Any, stop: Any) ->
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent until here
     parent = mp.parent_process()
     die_with_parent(signal.SIGTERM, parent.pid if parent is not None else None)  # parent SIGKILLed: stop too
+    one_blas_thread()
     camera = None
 
     def on_frames(count: int) -> None:
