@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Read by a BLAS library when it loads (scipy loads its own OpenBLAS after numpy's)."""
 
