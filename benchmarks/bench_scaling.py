@@ -73,10 +73,12 @@ def _worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
 
     static = prepare_static(scene, "nvidia")
 
-    def passes():
+    def passes():  # each pass: per_pass images, consecutive frames of the task's cameras
         while (task := tasks.get()) is not None:
-            for f in range(task.start, task.end):
-                yield [build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras]
+            step = max(1, per_pass // len(task.cameras))
+            for f in range(task.start, task.end, step):
+                frames = range(f, min(f + step, task.end))
+                yield [build_frame(scene, cam, g, "nvidia", static) for g in frames for cam in task.cameras]
 
     def timed(run):
         barrier.wait()
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--settings", nargs="+", default=["before", "now"], choices=list(SETTINGS))
+    ap.add_argument("--cases", nargs="+", default=["geometry", "one", "segments", "plan"])
+    ap.add_argument("--frames-per-pass", type=int, nargs="+", default=[1], help="segments cases: frames per pass")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -162,13 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for w in args.workers:
         one, rr = plan_tasks(cams, 0, n, w, "", 1), plan_tasks(cams, 0, n, w, "", len(cams))
-        cases = [(f"geometry, no GL, {v}", one, 1, False, v) for v in args.settings]
-        cases += [(f"render 1 per pass, {v}", one, 1, True, v) for v in args.settings]
         frames = segments_plan(cams, n, w)
-        cases += [
-            (f"render {len(cams)} per pass, {w} segments, {v}", frames, len(cams), True, v) for v in args.settings
-        ]
-        if rr != frames:
+        cases = []
+        if "geometry" in args.cases:
+            cases += [(f"geometry, no GL, {v}", one, 1, False, v) for v in args.settings]
+        if "one" in args.cases:
+            cases += [(f"render 1 per pass, {v}", one, 1, True, v) for v in args.settings]
+        for k in args.frames_per_pass if "segments" in args.cases else []:
+            label = f"render {k * len(cams)} per pass ({k} frame{'s' * (k > 1)}), {w} segments"
+            cases += [(f"{label}, {v}", frames, k * len(cams), True, v) for v in args.settings]
+        if "plan" in args.cases and rr != frames:
             cases.append((f"render {len(cams)} per pass, render_clip's plan, now", rr, len(cams), True, "now"))
         render_first = None
         for label, plan, per_pass, gl, setting in cases:
