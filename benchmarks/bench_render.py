@@ -127,6 +127,40 @@ def _render_only_worker(scene, msaa, device, per_pass, tasks, results, barrier):
         results.put((done, time.perf_counter() - t0, raster.renderer_name))
 
 
+def timed_processes(target, args: tuple, plan: list, workers: int, env: dict[str, str] | None = None):
+    """Run ``target(*args, tasks, results, barrier)`` in ``workers`` spawned processes fed with
+    ``plan`` (then one None each), with ``env`` added to their environment; timed from a barrier
+    once every process is ready. Returns (what each put on ``results``, wall s, start-up s)."""
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for task in plan:
+        tasks.put(task)
+    workers = min(workers, len(plan))
+    for _ in range(workers):
+        tasks.put(None)
+    barrier = ctx.Barrier(workers + 1)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})  # spawned processes copy the environment when they start
+    try:
+        t_spawn = time.perf_counter()
+        procs = [ctx.Process(target=target, args=(*args, tasks, results, barrier)) for _ in range(workers)]
+        for p in procs:
+            p.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    barrier.wait(timeout=300)
+    t0 = time.perf_counter()
+    out = [results.get(timeout=1200) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    return out, wall, t0 - t_spawn
+
+
 def render_only(scene, msaa: int, device: str, workers: int, per_pass: int = 1) -> dict:
     """Throughput of W processes building + rasterising every camera-frame of the clip.
 
@@ -135,34 +169,14 @@ def render_only(scene, msaa: int, device: str, workers: int, per_pass: int = 1) 
     """
     from scene2world.renderer.render import plan_tasks
 
-    ctx = mp.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
     plan = plan_tasks(scene.camera_names, 0, scene.num_frames, workers, "bench", per_pass)
-    for task in plan:
-        tasks.put(task)
-    workers = min(workers, len(plan))
-    barrier = ctx.Barrier(workers + 1)
-    for _ in range(workers):
-        tasks.put(None)
-    t_spawn = time.perf_counter()
-    procs = [
-        ctx.Process(target=_render_only_worker, args=(scene, msaa, device, per_pass, tasks, results, barrier))
-        for _ in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=300)
-    t0 = time.perf_counter()
-    out = [results.get(timeout=1200) for _ in procs]
-    wall = time.perf_counter() - t0
-    for p in procs:
-        p.join()
+    out, wall, startup = timed_processes(_render_only_worker, (scene, msaa, device, per_pass), plan, workers)
     total = sum(d for d, _, _ in out)
     return {
-        "workers": workers,
+        "workers": len(out),
         "per_pass": per_pass,
         "camera_frames": total,
-        "startup_s": round(t0 - t_spawn, 2),
+        "startup_s": round(startup, 2),
         "seconds": round(wall, 2),
         "camera_frames_per_s": round(total / wall, 1),
         "renderer": out[0][2],

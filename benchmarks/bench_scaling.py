@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from bench_render import timed_processes  # noqa: E402
 from bench_render_speed import load_clip, machine  # noqa: E402
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
@@ -46,21 +45,6 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
     "blas-1-thread": ({"__GL_YIELD": ""}, True),  # blas.one_blas_thread alone
     "now": ({}, True),  # what render_clip's and the render pool's processes do
 }
-
-
-@contextmanager
-def environment(values: dict[str, str]):
-    """``os.environ`` with ``values`` while processes start (spawned children copy it)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
@@ -97,31 +81,12 @@ def _worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
 
 def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, gl: bool, setting: str) -> dict:
     env, blas_1 = SETTINGS[setting]
-    ctx = mp.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for task in plan:
-        tasks.put(task)
-    workers = min(workers, len(plan))
-    for _ in range(workers):
-        tasks.put(None)
-    barrier = ctx.Barrier(workers + 1)
-    with environment(env):
-        procs = [
-            ctx.Process(target=_worker, args=(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier))
-            for _ in range(workers)
-        ]
-        for p in procs:
-            p.start()
-    barrier.wait(timeout=300)
-    t0 = time.perf_counter()
-    out = [results.get(timeout=1200) for _ in procs]
-    wall = time.perf_counter() - t0
-    for p in procs:
-        p.join()
+    args = (scene, msaa, device, per_pass, gl, blas_1)
+    out, wall, _ = timed_processes(_worker, args, plan, workers, env)
     frames = sum(o[0] for o in out)
     cpu, main = sum(o[2] for o in out), sum(o[3] for o in out)
     return {
-        "workers": workers,
+        "workers": len(out),
         "per_pass": per_pass,
         "tasks": len(plan),
         "camera_frames": frames,

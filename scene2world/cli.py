@@ -66,11 +66,13 @@ def cmd_run(args: argparse.Namespace) -> Path:
     from rich.console import Console
     from rich.table import Table
 
+    from scene2world.flows.hooks import hide_user_error_echoes
     from scene2world.flows.pipeline import run_pipeline
     from scene2world.prefect_server import api_server
 
     cfg = _config(args)
     _no_tracebacks_for_user_errors()
+    hide_user_error_echoes()  # main() prints a user error once, last
     with api_server():  # outlives the flow, so a stopped flow can still record how it ended
         summary = run_pipeline(cfg)
     table = Table(title=f"scene2world run `{summary['name']}`")

@@ -1,6 +1,7 @@
 """Prefect plumbing shared by the flows: run names, one-line user errors, the cancellation note."""
 
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,54 @@ from scene2world.errors import Scene2WorldError
 _PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.flow_engine", "prefect.task_engine")
 
 
+USER_ERROR_MARK = "s2w_user_error"
+"""Attribute :class:`UserErrorFilter` sets on the records of Prefect's run loggers that report a user error."""
+
+_STATE_EXCEPTION = re.compile(r"encountered an exception:? (\w+): ")
+"""The error class in a run's final state line: ``Failed('Task run encountered an exception DatasetError: …')``."""
+
+
+def _user_error_names() -> set[str]:
+    names, todo = set(), [Scene2WorldError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
 class UserErrorFilter(logging.Filter):
-    """Drop the traceback Prefect attaches when a run fails with an expected, user-caused error."""
+    """Drop the traceback Prefect attaches when a run fails with an expected, user-caused error,
+    and mark the records that report one (:data:`USER_ERROR_MARK`), for :class:`EchoFilter`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record; strip its traceback when the error is a Scene2WorldError."""
         if record.exc_info and isinstance(record.exc_info[1], Scene2WorldError):
             record.exc_info = None
             record.exc_text = None
+            setattr(record, USER_ERROR_MARK, True)
+        elif (m := _STATE_EXCEPTION.search(record.getMessage())) and m.group(1) in _user_error_names():
+            setattr(record, USER_ERROR_MARK, True)
         return True
+
+
+class EchoFilter(logging.Filter):
+    """On a console whose command prints a user error itself (``scene2world run``): drop Prefect's
+    records of that error, so it reads once. The flow run's logs on the server keep them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record :class:`UserErrorFilter` marked."""
+        return not getattr(record, USER_ERROR_MARK, False)
+
+
+def hide_user_error_echoes() -> None:
+    """Add :class:`EchoFilter` to this process's console handlers (the root logger's and Prefect's)."""
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not any(
+                isinstance(f, EchoFilter) for f in handler.filters
+            ):
+                handler.addFilter(EchoFilter())
 
 
 def install_user_error_filter() -> None:

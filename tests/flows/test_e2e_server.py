@@ -15,7 +15,7 @@ from tests.conftest import EXAMPLE, REPO
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-def _run_cli(api: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def _run_cli(api: str, tmp_path: Path, source: Path = EXAMPLE) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PREFECT_API_URL": api,
@@ -26,7 +26,7 @@ def _run_cli(api: str, tmp_path: Path) -> subprocess.CompletedProcess:
         [
             sys.executable, "-m", "scene2world.cli", "run",
             "--config", str(REPO / "configs" / "default.yaml"),
-            "--set", f"download.source={EXAMPLE}",
+            "--set", f"download.source={source}",
             "--set", f"data_root={tmp_path / 'data'}",
             "--set", f"runs_dir={tmp_path / 'runs'}",
             "--set", "name=e2e",
@@ -65,3 +65,21 @@ def test_cli_run_through_a_real_server_then_all_cached(prefect_server, tmp_path)
     assert "every step was a cache hit" in second.stderr
     states = _task_states(prefect_server)[count:]  # the render step is a hit as a whole: nothing mapped
     assert [s for _, s in states] == ["Cached"] * 4, states
+
+
+def test_cli_user_error_reads_once_and_the_server_keeps_prefects_lines(prefect_server, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = _run_cli(prefect_server, tmp_path, source=empty)
+    assert run.returncode == 2, run.stderr[-3000:]
+    lines = run.stderr.strip().splitlines()
+    assert [line for line in lines if "no clip found" in line] == [lines[-1]]  # the CLI's line, once
+    assert lines[-1].startswith(f"scene2world run: error: {empty}: no clip found")
+
+    flows = httpx.post(f"{prefect_server}/flow_runs/filter", json={}, timeout=10).json()
+    failed = [f for f in flows if f["state"]["name"] == "Failed"]
+    assert len(failed) == 1 and "no clip found" in failed[0]["state"]["message"]
+    logs = httpx.post(
+        f"{prefect_server}/logs/filter", json={"logs": {"flow_run_id": {"any_": [failed[0]["id"]]}}}, timeout=10
+    ).json()
+    assert any("DatasetError" in log["message"] and log["level"] >= 40 for log in logs), logs  # the UI has them
