@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -109,22 +110,39 @@ def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
     }
 
 
-def _render_only_worker(scene, msaa, device, per_pass, tasks, results, barrier):
+def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
+    """A render-only process, as ``render_clip``'s workers: tasks' frames, ``per_pass`` images per
+    pass (consecutive frames of the task's cameras when it exceeds them), one pass ahead on a GL
+    thread; ``gl`` False builds the geometry only; ``blas_1``: ``blas.one_blas_thread`` as render
+    processes do. Puts (camera-frames, wall s, process CPU s, main-thread CPU s, renderer name)."""
+    from scene2world.renderer.blas import one_blas_thread
     from scene2world.renderer.frame import build_frame, prepare_static
     from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
 
-    def passes():  # as render_clip's workers: the tasks' frames, each one pass over its cameras
-        while (task := tasks.get()) is not None:
-            for f in range(task.start, task.end):
-                yield [build_frame(scene, cam, f, "nvidia", static) for cam in task.cameras]
+    if blas_1:
+        one_blas_thread()
+    static = prepare_static(scene, "nvidia")
 
-    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
-        static = prepare_static(scene, "nvidia")
-        raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
+    def passes():
+        while (task := tasks.get()) is not None:
+            step = max(1, per_pass // len(task.cameras))
+            for f in range(task.start, task.end, step):
+                frames = range(f, min(f + step, task.end))
+                yield [build_frame(scene, cam, g, "nvidia", static) for g in frames for cam in task.cameras]
+
+    def timed(run, name):
         barrier.wait()
-        t0 = time.perf_counter()
-        done = sum(len(images) for images in one_pass_ahead(raster, passes()))
-        results.put((done, time.perf_counter() - t0, raster.renderer_name))
+        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
+        done = run()
+        results.put((done, time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0, name))
+
+    if not gl:
+        build_frame(scene, scene.camera_names[0], 0, "nvidia", static)
+        timed(lambda: sum(len(images) for images in passes()), None)
+        return
+    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
+        raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
+        timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())), raster.renderer_name)
 
 
 def timed_processes(target, args: tuple, plan: list, workers: int, env: dict[str, str] | None = None):
@@ -139,19 +157,11 @@ def timed_processes(target, args: tuple, plan: list, workers: int, env: dict[str
     for _ in range(workers):
         tasks.put(None)
     barrier = ctx.Barrier(workers + 1)
-    saved = {k: os.environ.get(k) for k in env or {}}
-    os.environ.update(env or {})  # spawned processes copy the environment when they start
-    try:
+    with mock.patch.dict(os.environ, env or {}):  # spawned processes copy the environment when they start
         t_spawn = time.perf_counter()
         procs = [ctx.Process(target=target, args=(*args, tasks, results, barrier)) for _ in range(workers)]
         for p in procs:
             p.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     barrier.wait(timeout=300)
     t0 = time.perf_counter()
     out = [results.get(timeout=1200) for _ in procs]
@@ -170,8 +180,9 @@ def render_only(scene, msaa: int, device: str, workers: int, per_pass: int = 1) 
     from scene2world.renderer.render import plan_tasks
 
     plan = plan_tasks(scene.camera_names, 0, scene.num_frames, workers, "bench", per_pass)
-    out, wall, startup = timed_processes(_render_only_worker, (scene, msaa, device, per_pass), plan, workers)
-    total = sum(d for d, _, _ in out)
+    args = (scene, msaa, device, per_pass, True, True)
+    out, wall, startup = timed_processes(render_only_worker, args, plan, workers)
+    total = sum(o[0] for o in out)
     return {
         "workers": len(out),
         "per_pass": per_pass,
@@ -179,7 +190,7 @@ def render_only(scene, msaa: int, device: str, workers: int, per_pass: int = 1) 
         "startup_s": round(startup, 2),
         "seconds": round(wall, 2),
         "camera_frames_per_s": round(total / wall, 1),
-        "renderer": out[0][2],
+        "renderer": out[0][4],
     }
 
 

@@ -28,14 +28,13 @@ import json
 import os
 import resource
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_render import timed_processes  # noqa: E402
+from bench_render import render_only_worker, timed_processes  # noqa: E402
 from bench_render_speed import load_clip, machine  # noqa: E402
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
@@ -47,42 +46,10 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
 }
 
 
-def _worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
-    from scene2world.renderer.blas import one_blas_thread
-    from scene2world.renderer.frame import build_frame, prepare_static
-    from scene2world.renderer.raster_thread import one_pass_ahead, open_rasterizer
-
-    if blas_1:
-        one_blas_thread()
-
-    static = prepare_static(scene, "nvidia")
-
-    def passes():  # each pass: per_pass images, consecutive frames of the task's cameras
-        while (task := tasks.get()) is not None:
-            step = max(1, per_pass // len(task.cameras))
-            for f in range(task.start, task.end, step):
-                frames = range(f, min(f + step, task.end))
-                yield [build_frame(scene, cam, g, "nvidia", static) for g in frames for cam in task.cameras]
-
-    def timed(run):
-        barrier.wait()
-        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
-        done = run()
-        results.put((done, time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0))
-
-    if not gl:
-        build_frame(scene, scene.camera_names[0], 0, "nvidia", static)
-        timed(lambda: sum(len(images) for images in passes()))
-        return
-    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
-        raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
-        timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())))
-
-
 def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, gl: bool, setting: str) -> dict:
     env, blas_1 = SETTINGS[setting]
     args = (scene, msaa, device, per_pass, gl, blas_1)
-    out, wall, _ = timed_processes(_worker, args, plan, workers, env)
+    out, wall, _ = timed_processes(render_only_worker, args, plan, workers, env)
     frames = sum(o[0] for o in out)
     cpu, main = sum(o[2] for o in out), sum(o[3] for o in out)
     return {

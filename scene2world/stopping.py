@@ -122,6 +122,19 @@ def signals_raise() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while inside: for starting child processes. A child keeps the
+    thread's signal mask across exec, so it starts with SIGINT blocked and can unblock it once its
+    own handler is set: a Ctrl-C cannot land in its imports (docs/processes.md). A Ctrl-C that
+    arrives meanwhile reaches this process when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def stops_raise() -> Iterator[None]:
     """For library loops that call :func:`check`: :func:`signals_raise` where the process has Python's
     own stop handling (a plain script: Ctrl-C is ``default_int_handler``, SIGTERM is default), else

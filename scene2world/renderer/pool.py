@@ -38,7 +38,7 @@ from scene2world.errors import RenderError
 from scene2world.lifeline import watch_parent
 from scene2world.renderer.blas import one_blas_thread
 from scene2world.scene.discover import ClipRef
-from scene2world.stopping import check, note_stop
+from scene2world.stopping import check, note_stop, sigint_blocked
 
 if TYPE_CHECKING:
     from scene2world.renderer.render import RenderedCamera
@@ -135,13 +135,10 @@ class RenderPool:
                 self._callbacks.pop(token, None)
 
     def _submit(self, *call: Any) -> Future[RenderedCamera]:
-        # the executor starts processes in the submitting thread; a child keeps the thread's signal
-        # mask across exec, so it starts with SIGINT blocked until _init_process ignores it
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        # the executor starts processes in the submitting thread: they start with SIGINT blocked
+        # until _init_process ignores it
+        with sigint_blocked():
             return self._executor.submit(*call)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def close(self, stop: bool = False) -> None:
         """Cancel queued cameras, stop the processes and the router; running cameras finish, or

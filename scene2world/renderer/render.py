@@ -70,7 +70,7 @@ from scene2world.renderer.video import (
     video_path,
 )
 from scene2world.scene.model import Scene
-from scene2world.stopping import check, stops_raise
+from scene2world.stopping import check, sigint_blocked, stops_raise
 from scene2world.typing import NDArrayByte
 
 log = logging.getLogger(__name__)
@@ -473,14 +473,9 @@ def _render_in_processes(
     complete = False
     try:
         with stops_raise():
-            # a child keeps this thread's signal mask across exec: it starts with SIGINT blocked and
-            # unblocks it once its handler is set, so a Ctrl-C cannot interrupt its imports
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
+            with sigint_blocked():  # each worker unblocks it once its handler is set
                 for p in procs:
                     p.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             if progress is not None:
                 progress(0, total)
             while exited < workers:
