@@ -31,7 +31,17 @@ from pathlib import Path
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+CODE_ROOT_ENV = "S2W_BENCH_CODE_ROOT"
+"""A tree whose ``scene2world`` the benchmarks import instead of this checkout's (a baseline exported
+with ``bench_render_speed.py --export-baseline``); processes they start inherit it."""
+sys.path.insert(0, os.environ.get(CODE_ROOT_ENV) or str(REPO))
+
+
+def code_root() -> Path:
+    """The tree this process imported ``scene2world`` from (a baseline must not measure this one)."""
+    import scene2world
+
+    return Path(scene2world.__file__).resolve().parents[1]
 
 
 def load_bench_scene(spec: str, num_frames: int | None):

@@ -40,10 +40,12 @@ from io import BytesIO
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# bench_render (a sibling script: benchmarks/ is on sys.path) puts the code root first on sys.path
+from bench_render import CODE_ROOT_ENV, code_root  # noqa: E402
+
 if __name__ == "__main__" and "--root" in sys.argv:  # the baseline subprocess imports another tree
-    sys.path.insert(0, sys.argv[sys.argv.index("--root") + 1])
-else:
-    sys.path.insert(0, str(REPO))
+    os.environ[CODE_ROOT_ENV] = sys.argv[sys.argv.index("--root") + 1]  # and so do its processes
+    sys.path.insert(0, os.environ[CODE_ROOT_ENV])
 
 EXAMPLE_CLIP = REPO / "assets" / "example" / "s2w_demo_curve_0001"
 
@@ -343,6 +345,8 @@ def baseline_rate(
             print(f"baseline {rev} failed:\n{run.stderr[-2000:]}")
             return None
         result: dict = json.loads(run.stdout.strip().splitlines()[-1])
+        if Path(result["code"]) != folder.resolve():
+            raise RuntimeError(f"the baseline subprocess imported scene2world from {result['code']}, not {folder}")
         result["variant"] = f"base ({rev})"
         return result
     finally:
@@ -446,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     args.clock = args.clock or ("wall" if args.device == "gpu" else "cpu")
     clock = CLOCKS[args.clock]
     if args._baseline:  # subprocess: the old tree's numpy geometry
-        print(json.dumps(geometry_rate(scene, "base", args.msaa, args.device, args.per_camera)))
+        rate = geometry_rate(scene, "base", args.msaa, args.device, args.per_camera)
+        print(json.dumps(rate | {"code": str(code_root())}))
         return 0
     m = machine()
     report: dict = {"machine": m, "scene": {"cameras": len(scene.camera_names), "frames": scene.num_frames}}
@@ -476,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None:
             rows.append(base)
         for per_pass in sorted({1, *(args.per_pass or [len(scene.camera_names)])}):
-            rows.append(geometry_rate(scene, "numpy", args.msaa, args.device, args.per_camera, per_pass=per_pass))
+            rows.append(geometry_rate(scene, "now", args.msaa, args.device, args.per_camera, per_pass=per_pass))
         report["geometry"] = rows
         ref = rows[0]
         print(f"\n[2] one process, {args.clock} time per camera-frame (ratios against {ref['variant']}):")

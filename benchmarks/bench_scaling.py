@@ -16,9 +16,11 @@ own wait (it spins; ``__GL_YIELD`` set empty) with OpenBLAS's thread pool of one
 ``now`` is what render processes do (``gl.configure_environment``'s ``__GL_YIELD=USLEEP`` and
 ``blas.one_blas_thread``); ``gl-yield-usleep`` and ``blas-1-thread`` are each change alone.
 Ratios: against the first setting of the same case, then against the first render row of W.
-Run on the GPU machine:
+With ``--baseline-root DIR`` (a tree exported by ``bench_render_speed.py --export-baseline``) every
+case first runs with that tree's ``scene2world`` in a subprocess, and a last table gives this
+checkout's camera-frames/s against it. Run on the GPU machine:
 
-    python3 benchmarks/bench_scaling.py --device gpu --workers 1 8 16
+    python3 benchmarks/bench_scaling.py --device gpu --workers 1 8 16 --baseline-root build/base
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_render import render_only_worker, timed_processes  # noqa: E402
+from bench_render import CODE_ROOT_ENV, code_root, render_only_worker, timed_processes  # noqa: E402
 from bench_render_speed import load_clip, machine  # noqa: E402
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
@@ -76,6 +80,22 @@ def segments_plan(cameras, frames: int, segments: int) -> list:
     return [_Task(tuple(cameras), int(edges[i]), int(edges[i + 1]), i, segments, "") for i in range(segments)]
 
 
+def run_baseline(root: Path, argv: list[str]) -> list[dict]:
+    """The same cases with ``root``'s scene2world, in a subprocess (its output printed as it comes)."""
+    drop = {"--baseline-root", "--json"}
+    keep = [a for i, a in enumerate(argv) if a not in drop and (i == 0 or argv[i - 1] not in drop)]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline.json"
+        env = os.environ | {CODE_ROOT_ENV: str(root.resolve())}
+        print(f"baseline: {root}", flush=True)
+        subprocess.run([sys.executable, __file__, *keep, "--json", str(out)], env=env, check=True)
+        report = json.loads(out.read_text())
+    if Path(report["code"]) != root.resolve():
+        raise RuntimeError(f"the baseline imported scene2world from {report['code']}, not {root}")
+    rows: list[dict] = report["rows"]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
@@ -86,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", nargs="+", default=["geometry", "one", "segments", "plan"])
     ap.add_argument("--frames-per-pass", type=int, nargs="+", default=[1], help="segments cases: frames per pass")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--baseline-root", type=Path, default=None, help="first run every case with this tree's code")
     args = ap.parse_args(argv)
+    baseline = run_baseline(args.baseline_root, sys.argv[1:] if argv is None else argv) if args.baseline_root else None
 
     from scene2world.renderer.render import plan_tasks
 
@@ -94,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     cams, n = scene.camera_names, scene.num_frames
     m = machine()
     print(f"machine: {m['cpu']}, {m['cores']} cores; GPU: {m['gpu']}; load {m['loadavg_1m']}")
-    print(f"clip: {len(cams)} cameras x {n} frames, MSAA {args.msaa}, EGL {args.device}")
+    print(f"clip: {len(cams)} cameras x {n} frames, MSAA {args.msaa}, EGL {args.device}; code: {code_root()}")
     rows = []
     for w in args.workers:
         one, rr = plan_tasks(cams, 0, n, w, "", 1), plan_tasks(cams, 0, n, w, "", len(cams))
@@ -124,11 +146,21 @@ def main(argv: list[str] | None = None) -> int:
                 f" other {r['other_threads_ms']:5.2f})  cores busy {r['cores_busy']:5.1f}",
                 flush=True,
             )
+    if baseline is not None:
+        print(f"this checkout against the baseline ({args.baseline_root}), camera-frames/s:")
+        for r in rows:
+            base = next((b for b in baseline if (b["case"], b["workers"]) == (r["case"], r["workers"])), None)
+            if base is not None:
+                ratio = r["camera_frames_per_s"] / base["camera_frames_per_s"]
+                print(
+                    f"  W={r['workers']:2d} {r['case']:60s} {base['camera_frames_per_s']:7.1f} -> "
+                    f"{r['camera_frames_per_s']:7.1f} (x{ratio:.2f})"
+                )
     print(f"load after: {round(os.getloadavg()[0], 2)}; children rusage user+sys s:", end=" ")
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(round(ru.ru_utime + ru.ru_stime, 1))
     if args.json:
-        args.json.write_text(json.dumps({"machine": m, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"machine": m, "code": str(code_root()), "rows": rows}, indent=2))
     return 0
 
 

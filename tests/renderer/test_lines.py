@@ -9,14 +9,11 @@ import numpy as np
 import pytest
 
 from scene2world.errors import RenderError
-from scene2world.renderer.lines import (
-    LinePlan,
-    expand_lines,
-    line_plan,
-)
+from scene2world.renderer.lines import expand_lines
 from scene2world.renderer.projection import (
     depth_fade,
 )
+from tests.renderer.line_reference import LinePlan, line_plan
 
 pytestmark = pytest.mark.timeout(60)
 
