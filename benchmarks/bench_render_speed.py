@@ -126,7 +126,7 @@ def _geometry_stages(scene, static, camera_name: str, frame: int, t: dict) -> li
     from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M
     from scene2world.renderer.lines import expand_finite_lines
     from scene2world.renderer.meshes import project_triangles
-    from scene2world.renderer.projection import transform_points
+    from scene2world.renderer.projection import project_segment_ends, transform_points
 
     c = clock
     t0 = c()
@@ -135,20 +135,11 @@ def _geometry_stages(scene, static, camera_name: str, frame: int, t: dict) -> li
     t1 = c()
     points_cam = transform_points(cam_SE3_world, static.line_points_world)
     t2 = c()
-    z = points_cam[:, 2]
-    i0, i1 = static.line_index[:, 0], static.line_index[:, 1]
-    near, far = z < NEAR_CLIP_M, z > FAR_CLIP_M
-    shown = np.flatnonzero(~((near[i0] & near[i1]) | (far[i0] & far[i1])))
-    i0, i1 = i0[shown], i1[shown]
-    used = np.zeros(len(z), bool)
-    used[i0] = used[i1] = True
-    uvz = np.empty((len(z), 3))
-    uvz[used, :2] = camera.project(points_cam[used])[0]
-    uvz[:, 2] = z
+    uvz0, uvz1, shown = project_segment_ends(camera, points_cam, static.line_index, NEAR_CLIP_M, FAR_CLIP_M)
     t3 = c()
     lines = expand_finite_lines(
-        uvz[i0],
-        uvz[i1],
+        uvz0,
+        uvz1,
         static.line_colors[shown],
         static.line_widths_px[shown],
         camera.width_px,

@@ -1,4 +1,4 @@
-"""NVIDIA's f-theta camera model (docs/ftheta.md), batched numpy.
+"""NVIDIA's f-theta camera model (docs/ftheta.md): numpy, the projection compiled (``ftheta_kernel``).
 
 A camera is built from the scene's :class:`~scene2world.scene.model.FThetaIntrinsics` (native
 sensor size) and rescaled to the output size exactly as NVIDIA's loaders do:
@@ -33,6 +33,7 @@ import numpy as np
 
 from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX
 from scene2world.errors import RenderError
+from scene2world.renderer.ftheta_kernel import project_points
 from scene2world.scene.model import FThetaIntrinsics
 from scene2world.typing import NDArrayFloat
 
@@ -190,20 +191,16 @@ class FThetaCamera:
             raise RenderError(f"`points_cam` must be (N, 3), got {p.shape}")
         if p.size and not np.isfinite(p).all():
             raise RenderError(f"camera {self.name!r}: `points_cam` holds NaN or infinite values")
-        rho = np.hypot(p[:, 0], p[:, 1])
-        alpha = np.arctan2(rho, p[:, 2])
-        a_max = self.max_ray_angle_rad
-        inside = alpha <= a_max
-        delta = np.where(
-            inside,
-            _polyval(self.fw_poly, np.minimum(alpha, a_max)),
-            self.max_ray_distortion[0] + (alpha - a_max) * self.max_ray_distortion[1],
-        )
-        on_axis = rho <= 0.0
-        scale = np.where(on_axis, 0.0, delta / np.where(on_axis, 1.0, rho))
-        xy = p[:, :2] * scale[:, None]
-        uv = xy @ self.A.T + np.array([self.cx_px, self.cy_px])
-        return uv, p[:, 2].copy()
+        return project_points(p, *self.kernel_params), p[:, 2].copy()
+
+    @cached_property
+    def kernel_params(self) -> tuple[NDArrayFloat, NDArrayFloat]:
+        """(fw_poly, [α_max, r(α_max), r'(α_max), A00, A01, A10, A11, c_x, c_y]): this camera for the
+        compiled projection (renderer/ftheta_kernel.py), which does the projection's arithmetic."""
+        (a00, a01), (a10, a11) = self.A
+        distortion = self.max_ray_distortion
+        params = [self.max_ray_angle_rad, distortion[0], distortion[1], a00, a01, a10, a11, self.cx_px, self.cy_px]
+        return np.array(self.fw_poly, dtype=np.float64), np.array(params, dtype=np.float64)
 
     def backproject(self, uv: NDArrayFloat) -> NDArrayFloat:
         """Unit rays of pixels.

@@ -53,6 +53,7 @@ from scene2world.renderer.primitives import (
     triangulate_ring,
 )
 from scene2world.renderer.projection import (
+    project_segment_ends,
     transform_points,
 )
 from scene2world.renderer.style import (
@@ -374,20 +375,11 @@ def build_frame(
         )
     else:
         # segments wholly nearer than the near plane or beyond the far one cannot show (the
-        # rasteriser clips them away): project only the points of the others
-        z = points_cam[:, 2]
-        i0, i1 = static.line_index[:, 0], static.line_index[:, 1]
-        near, far = z < NEAR_CLIP_M, z > FAR_CLIP_M
-        shown = np.flatnonzero(~((near[i0] & near[i1]) | (far[i0] & far[i1])))
-        i0, i1 = i0[shown], i1[shown]
-        used = np.zeros(len(z), bool)
-        used[i0] = used[i1] = True
-        uvz = np.empty((len(z), 3))
-        uvz[used, :2] = camera.project(points_cam[used])[0]
-        uvz[:, 2] = z
+        # rasteriser clips them away): project only the points of the others, each once
+        uvz0, uvz1, shown = project_segment_ends(camera, points_cam, static.line_index, NEAR_CLIP_M, FAR_CLIP_M)
         lines = expand_finite_lines(  # world points checked in prepare_static, pose checked above
-            uvz[i0],
-            uvz[i1],
+            uvz0,
+            uvz1,
             static.line_colors[shown],
             static.line_widths_px[shown],
             camera.width_px,

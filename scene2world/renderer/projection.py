@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from scene2world.renderer import ftheta_kernel
 from scene2world.renderer.camera import FThetaCamera
 from scene2world.renderer.style import FAR_M
-from scene2world.typing import NDArrayFloat
+from scene2world.typing import NDArrayFloat, NDArrayInt
 
 
 def depth_fade(depth_m: NDArrayFloat) -> NDArrayFloat:
@@ -26,3 +27,12 @@ def project_uvz(camera: FThetaCamera, points_cam: NDArrayFloat) -> NDArrayFloat:
     flat = points_cam.reshape(-1, 3)
     uv, depth = camera.project(flat)
     return np.concatenate([uv, depth[:, None]], axis=1).reshape(*points_cam.shape[:-1], 3)
+
+
+def project_segment_ends(
+    camera: FThetaCamera, points_cam: NDArrayFloat, index: NDArrayInt, near_m: float, far_m: float
+) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayInt]:
+    """u, v px and depth of the two ends of the segments ``index`` (S, 2) into ``points_cam`` (P, 3)
+    (finite) that are not wholly nearer than ``near_m`` or farther than ``far_m``; returns
+    (uvz0, uvz1, the kept segments' numbers). Each point is projected once (segments share ends)."""
+    return ftheta_kernel.project_segment_ends(points_cam, index, near_m, far_m, *camera.kernel_params)

@@ -617,7 +617,7 @@ def render_clip(
     workers than cameras split each camera's frames into segments, rendered in parallel and
     joined losslessly (mp4: ffmpeg concat, ``-c copy``; each segment starts with a keyframe).
     ``line_caps``: ``culled`` (far fewer triangles, the same picture but for a few samples) or
-    ``all`` (NVIDIA's geometry triangle for triangle); see ``primitives.line_plan``.
+    ``all`` (NVIDIA's geometry triangle for triangle); see docs/looks.md.
     ``progress(done, total)`` is called in this process as camera-frames finish.
     ``frame_builder``: the geometry (default :class:`GeometryBuilder`, i.e. ``frame.py``).
     ``cameras_per_pass``: cameras a worker draws in one GL pass, frame by frame (the same

@@ -117,3 +117,58 @@ def test_bad_inputs(doc_cam: FThetaCamera) -> None:
         doc_cam.project(np.array([[0.0, np.nan, 1.0]]))
     with pytest.raises(RenderError, match=r"must be \(N, 2\)"):
         doc_cam.backproject(np.zeros((3,)))
+
+
+def _formula(cam: FThetaCamera, p: np.ndarray, atan2) -> np.ndarray:
+    """The projection written out in numpy (docs/ftheta.md), with the given atan2."""
+    rho = np.hypot(p[:, 0], p[:, 1])
+    alpha = atan2(rho, p[:, 2])
+    a_max, (r_max, slope) = cam.max_ray_angle_rad, cam.max_ray_distortion
+    radial = np.zeros(len(p))
+    for c in cam.fw_poly[::-1]:
+        radial = radial * alpha + c
+    delta = np.where(alpha <= a_max, radial, r_max + (alpha - a_max) * slope)
+    scale = np.where(rho <= 0.0, 0.0, delta / np.where(rho <= 0.0, 1.0, rho))
+    x, y = p[:, 0] * scale, p[:, 1] * scale
+    (a00, a01), (a10, a11) = cam.A
+    return np.stack([(a00 * x + a01 * y) + cam.cx_px, (a10 * x + a11 * y) + cam.cy_px], axis=1)
+
+
+def _points() -> np.ndarray:
+    """Points in front, beside, behind the camera and on its axis."""
+    rng = np.random.default_rng(7)
+    pts = rng.normal(size=(3000, 3)) * [20.0, 5.0, 30.0]
+    return np.concatenate([pts, [[0.0, 0.0, 5.0], [0.0, 0.0, -5.0], [0.0, 0.0, 0.0], [1e-300, 0.0, 1.0]]])
+
+
+@pytest.mark.parametrize("name", sorted(nvidia_rig()))
+def test_compiled_projection_is_the_formula(name: str) -> None:
+    """The compiled projection does the formula's arithmetic exactly (libm's atan2, the affine map
+    written out); numpy's own arctan2 and BLAS (used before) agree to within float64 rounding."""
+    import math
+
+    cam = FThetaCamera.from_intrinsics(nvidia_rig()[name].intrinsics, name)
+    pts = _points()
+    uv, depth = cam.project(pts)
+    libm_atan2 = np.frompyfunc(math.atan2, 2, 1)
+    assert np.array_equal(uv, _formula(cam, pts, lambda y, x: libm_atan2(y, x).astype(np.float64)))
+    assert np.array_equal(depth, pts[:, 2])
+    np.testing.assert_allclose(uv, _formula(cam, pts, np.arctan2), rtol=1e-12, atol=1e-9)
+
+
+def test_segment_ends_are_the_points_projections() -> None:
+    from scene2world.renderer.projection import project_segment_ends
+
+    cam = FThetaCamera.from_intrinsics(DOC_FTHETA, "doc")
+    pts = _points()
+    index = np.random.default_rng(3).integers(0, len(pts), size=(5000, 2))
+    uvz0, uvz1, shown = project_segment_ends(cam, pts, index, 1e-3, 200.0)
+    z = pts[:, 2]
+    near, far = z < 1e-3, z > 200.0
+    keep = ~((near[index[:, 0]] & near[index[:, 1]]) | (far[index[:, 0]] & far[index[:, 1]]))
+    assert np.array_equal(shown, np.flatnonzero(keep)) and 0 < len(shown) < len(index)
+    uv, _ = cam.project(pts)
+    for ends, uvz in ((index[shown, 0], uvz0), (index[shown, 1], uvz1)):
+        assert np.array_equal(uvz[:, :2], uv[ends]) and np.array_equal(uvz[:, 2], z[ends])
+    empty = project_segment_ends(cam, pts, np.zeros((0, 2), np.int64), 1e-3, 200.0)
+    assert [a.shape for a in empty] == [(0, 3), (0, 3), (0,)]
