@@ -19,7 +19,7 @@ if [[ "${1:-}" == "fetch" ]]; then
   apt-get "${o[@]}" update -qq
   # the glvnd loaders only (no Mesa: the NVIDIA vendor library does the work)
   (cd "$GPU_DIR/gl" && apt-get "${o[@]}" download libegl1 libglvnd0 libopengl0 libgl1 libglx0)
-  # pyrender and what the GPU image lacks (it has numpy, scipy, pillow, networkx, imageio,
+  # pyrender and what the GPU image lacks (it has numpy, numba, scipy, pillow, networkx, imageio,
   # pyarrow, pyyaml); --no-deps: only these wheels go into the --target folder (pyrender2 is the
   # pyrender fork scene2world depends on, docs/install.md)
   python3 -m pip download --no-deps --only-binary=:all: --python-version "$PY_VERSION" --implementation cp \

@@ -76,6 +76,9 @@ SWALLOWED = textwrap.dedent(
     import gc, os, signal, sys, time
     from scene2world.stopping import Stopped, check, stops_raise
 
+    # Python's Ctrl-C handler, as in a terminal (a background job starts with SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     class Garbage:  # a cycle whose __del__ runs when the collector does: exceptions there are only printed
         def __init__(self):
             self.me = self

@@ -3,8 +3,10 @@
 :func:`expand_lines` builds, per segment, a quad of width ``L·clamp(1 − z̄/200)`` in NDC (so
 ``L`` px for vertical lines and ``L·H/W`` px for horizontal ones) plus a half-disc cap of 8 fan
 triangles at each end (docs/world_scenario.md, "How NVIDIA draws"). Along chains of segments
-most caps change nothing or can be replaced by a few *lofts*; :func:`line_plan` leaves them out
-(``cull_caps``, on by default: about 1.8x fewer triangles, same picture).
+most caps change nothing or can be replaced by a few *lofts*; ``cull_caps`` (on by default: about
+1.8x fewer triangles, same picture) leaves them out. That culled expansion runs compiled
+(``line_kernel``, docs/looks.md "Line caps"); its numpy reference, which states the plan array by
+array, is ``tests/renderer/line_reference.py``. The full caps (``cull_caps=False``) stay numpy.
 """
 
 from __future__ import annotations
