@@ -120,6 +120,40 @@ def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
     }
 
 
+GL_VARIANT_ENV = "S2W_BENCH_GL_VARIANT"
+"""Diagnosis of the read-back (render-only processes): ``rgba-read`` reads RGBA (the driver's
+native layout) instead of RGB; ``no-read`` resolves and waits for the GPU but reads nothing back;
+``no-resolve`` reads back the single-sample image without resolving the MSAA one."""
+
+
+def _gl_variant(variant: str) -> None:
+    """Replace FastRenderer's read-back in this process by ``variant`` (pixels not used: timing only)."""
+    import numpy as np
+    from OpenGL import GL
+
+    from scene2world.renderer.gl import fast_renderer_class
+
+    def read(self, scene, flags):
+        w, h = self._main_fb_dims
+        GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+        channels = 4 if variant == "rgba-read" else 3
+        image = np.empty((self.tiles, h, w, channels), dtype=np.uint8)
+        for k, (fb, fb_ms) in enumerate(self._tile_fbs):
+            if fb_ms != fb and variant != "no-resolve":
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            if variant != "no-read":
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
+                fmt = GL.GL_RGBA if channels == 4 else GL.GL_RGB
+                GL.glReadPixels(0, 0, w, h, fmt, GL.GL_UNSIGNED_BYTE, image[k])
+        if variant == "no-read":
+            GL.glFinish()
+        return np.zeros((self.tiles * h, w, 3), np.uint8)
+
+    fast_renderer_class()._read_main_framebuffer = read
+
+
 def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
     """A render-only process, as ``render_clip``'s workers: tasks' frames, ``per_pass`` images per
     pass (consecutive frames of the task's cameras when it exceeds them), one pass ahead on a GL
@@ -131,6 +165,8 @@ def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results
 
     if blas_1:
         one_blas_thread()
+    if os.environ.get(GL_VARIANT_ENV) and gl:
+        _gl_variant(os.environ[GL_VARIANT_ENV])
     static = prepare_static(scene, "nvidia")
 
     def passes():

@@ -47,6 +47,10 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
     "gl-yield-usleep": ({}, False),  # gl.configure_environment's default alone
     "blas-1-thread": ({"__GL_YIELD": ""}, True),  # blas.one_blas_thread alone
     "now": ({}, True),  # what render_clip's and the render pool's processes do
+    # diagnosis of the GPU's share (bench_render.GL_VARIANT_ENV), with `now`'s settings
+    "rgba-read": ({"S2W_BENCH_GL_VARIANT": "rgba-read"}, True),
+    "no-read": ({"S2W_BENCH_GL_VARIANT": "no-read"}, True),
+    "no-resolve": ({"S2W_BENCH_GL_VARIANT": "no-resolve"}, True),
 }
 
 
