@@ -340,7 +340,7 @@ def build_frame(
         look: ``nvidia`` or ``fixed``.
         prepared_static: :func:`prepare_static` of this scene and look (built here when None).
         cull_caps: leave out the line caps that neighbouring quads cover (same picture, far fewer
-            triangles, see :func:`scene2world.renderer.lines.line_plan`); False draws
+            triangles, see ``scene2world.renderer.line_kernel``); False draws
             every cap as NVIDIA's shader does.
 
     Returns:

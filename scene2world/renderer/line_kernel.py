@@ -1,15 +1,45 @@
-"""The culled line expansion compiled: the same bytes as NVIDIA's shader culled in numpy, 5-10x faster.
+"""The culled line expansion, compiled: NVIDIA's line shader with far fewer triangles, same picture.
 
-:func:`expand_culled` is :func:`scene2world.renderer.lines.expand_lines` with ``cull_caps`` (the
-quads, the winning caps, the lofts and the join triangles of :func:`~scene2world.renderer.lines.line_plan`)
-as one pass of loops over the segments, compiled by numba, with no temporary arrays. It computes
-every value with the same operations in the same order as the numpy code (float64 plan, float32
-vertices, libm's ``hypot``/``atan2``), so its vertices, colours and faces are byte-identical to it
-(``tests/renderer/test_line_kernel.py`` checks that on every frame of the bundled example). Why:
-the numpy expansion was the largest part of a camera-frame's geometry on a GPU machine (docs/speed.md).
+:func:`expand_culled` is :func:`scene2world.renderer.lines.expand_lines` with ``cull_caps``: one
+pass of loops over the segments, compiled by numba, with no temporary arrays. It computes every
+value with the same operations in the same order as the numpy form it replaced (float64 plan,
+float32 vertices, libm's ``hypot`` and ``atan2``), which ``tests/renderer/line_reference.py``
+keeps as the reference: ``tests/renderer/test_line_kernel.py`` checks the two byte for byte.
+Why compiled: the numpy expansion was the largest part of a camera-frame's geometry on a GPU
+machine (docs/speed.md, "Compiled geometry"). The first call in a process compiles the kernel or
+loads it from numba's on-disk cache.
 
-The first call in a process compiles the kernel, or loads it from numba's on-disk cache
-(``cache=True``: next to this file, else the user's cache folder).
+**The plan** (which caps, lofts and join triangles a chain of segments gets). Rows ``k`` and
+``k + 1`` meet at an *open joint* when they are consecutive input segments sharing their end point
+(pixels and depth), colour and nominal width, turn by at most ``lines.CAP_CULL_MAX_BEND_RAD`` in
+NDC and their half widths differ by at most ``lines.CAP_CULL_MAX_STEP_PX`` px. The shader's shapes
+are NDC rectangles and 8-piece half polygons inscribed in NDC half discs, mapped to pixels by one
+affine map, so the argument is made in NDC (h = half width). Other joints and the chain ends keep
+both caps; every quad stays.
+
+- Coverage: on a straight chain both caps at an open joint lie inside the neighbouring quads
+  (a cap reaching past a chain end lies inside that end's cap). A turn by θ leaves a wedge of
+  angle θ and radius h on the outer side between the quads, which the caps filled.
+- Depth: under GL_LESS the cap facing the deeper neighbour (the end cap where the chain
+  recedes, the start cap where it approaches) wins against the later, deeper quads, so
+  NVIDIA's lines show, inside, the depth and colour of the nearest joint whose cap reaches
+  the pixel rather than their own: that decides ties with ground paint drawn later
+  (crossing lines, crosswalks). The other cap always loses to the earlier, nearer quad and
+  goes. The winning cap stays; it is drawn from its rim alone (7 triangles fanned from rim
+  point 0: the shader's fan around the centre covers exactly the rim's convex polygon), whose
+  straight edge is exactly its quad's end edge, so no T-junction is left where the other cap went.
+- Lofts: along a run of open joints that all recede (or all approach) the winning caps sweep
+  the run: their union is the *loft* between the first and the last cap's rim polygons (8
+  quads), and the depth they leave is, within one joint's depth step, the loft's linear
+  ramp. Where the joints are dense (``lines.LOFT_MAX_STEP``) the run keeps its first cap and
+  lofts replace the others; a loft spans at most ``lines.LOFT_SPACING`` cap radii, a turn of
+  ``lines.LOFT_MAX_TURN_RAD`` and a depth span whose ramp errs by
+  ``lines.LOFT_MAX_DEPTH_ERROR_M``, sits ``lines.LOFT_DEPTH_BIAS`` of a step back and stays
+  inside the quads by the sagitta of its sides plus ``lines.LOFT_MARGIN_PX``. Lofts fill the
+  wedges too.
+- At an open joint where neither cap wins (a depth maximum) both go and a *join triangle*
+  (the quad's end edge and the next quad's outer start corner) fills the wedge, up to the
+  arc's sagitta; wedges under ``lines.CAP_CULL_MIN_WEDGE_PX2`` px² get none.
 """
 
 from __future__ import annotations
@@ -119,7 +149,7 @@ def _expand_culled(
         seg_px[r] = math.hypot(p1[i, 0] - p0[i, 0], p1[i, 1] - p0[i, 1])
         normal_px[r] = math.hypot(normal[r, 0], normal[r, 1])
 
-    # ---- the plan (lines.line_plan, joint j between rows j and j + 1)
+    # ---- the plan (module docstring; joint j between rows j and j + 1)
     start_cap = np.ones(m, np.bool_)
     end_cap = np.ones(m, np.bool_)
     join = np.zeros(m, np.bool_)

@@ -136,7 +136,7 @@ def expand_lines(
         image_height_px: viewport height H.
         label: the batch label.
         cull_caps: draw chains of segments with far fewer triangles and (nearly) the same
-            picture (:func:`line_plan`); False emits NVIDIA's 18 triangles per segment.
+            picture (``line_kernel``); False emits NVIDIA's 18 triangles per segment.
         segment_ids: (S,) increasing numbers of the segments in their polylines' list, when some
             were left out before (only segments numbered k and k + 1 may form a chain); None:
             0..S−1.

@@ -67,34 +67,7 @@ def line_plan(
 ) -> LinePlan:
     """How to draw m drawn segments (rows, in draw order) with far fewer triangles, same picture.
 
-    Rows ``k`` and ``k + 1`` meet at an *open joint* when they are consecutive input segments
-    sharing their end point (pixels and depth), colour and nominal width, turn by at most
-    :data:`CAP_CULL_MAX_BEND_RAD` in NDC and their half widths differ by at most
-    :data:`CAP_CULL_MAX_STEP_PX` px. The shader's shapes are NDC rectangles and 8-piece half
-    polygons inscribed in NDC half discs, mapped to pixels by one affine map, so the argument is
-    made in NDC (h = half width). Other joints and the chain ends keep both caps; every quad stays.
-
-    - Coverage: on a straight chain both caps at an open joint lie inside the neighbouring quads
-      (a cap reaching past a chain end lies inside that end's cap). A turn by θ leaves a wedge of
-      angle θ and radius h on the outer side between the quads, which the caps filled.
-    - Depth: under GL_LESS the cap facing the deeper neighbour (the end cap where the chain
-      recedes, the start cap where it approaches) wins against the later, deeper quads, so
-      NVIDIA's lines show, inside, the depth and colour of the nearest joint whose cap reaches
-      the pixel rather than their own: that decides ties with ground paint drawn later
-      (crossing lines, crosswalks). The other cap always loses to the earlier, nearer quad and
-      goes. The winning cap stays; it is drawn from its rim alone (``CAP_RIM_FAN``), whose
-      straight edge is exactly its quad's end edge, so no T-junction is left where the other cap went.
-    - Lofts: along a run of open joints that all recede (or all approach) the winning caps sweep
-      the run: their union is the *loft* between the first and the last cap's rim polygons (8
-      quads), and the depth they leave is, within one joint's depth step, the loft's linear
-      ramp. Where the joints are dense (:data:`LOFT_MAX_STEP`) the run keeps its first cap and
-      lofts replace the others; a loft spans at most :data:`LOFT_SPACING` cap radii, a turn of
-      :data:`LOFT_MAX_TURN_RAD` and a depth span whose ramp errs by :data:`LOFT_MAX_DEPTH_ERROR_M`,
-      sits :data:`LOFT_DEPTH_BIAS` of a step back and stays inside the quads by the sagitta of
-      its sides plus :data:`LOFT_MARGIN_PX`. Lofts fill the wedges too.
-    - At an open joint where neither cap wins (a depth maximum) both go and a *join triangle*
-      (the quad's end edge and the next quad's outer start corner) fills the wedge, up to the
-      arc's sagitta; wedges under :data:`CAP_CULL_MIN_WEDGE_PX2` px² get none.
+    The argument why the picture stays the same: ``scene2world.renderer.line_kernel``'s docstring.
 
     Args:
         q0: (m, 3) row starts (u, v px, depth m).
