@@ -118,6 +118,33 @@ def check_egl(device: Literal["cpu", "gpu"], render_device: str) -> Check:
     return Check(name, status, f"not usable: {why} (render.device = {render_device} does not need it)", fix)
 
 
+_KERNELS_PROBE = (
+    "import time\n"
+    "t = time.perf_counter()\n"
+    "import numba, numpy as np\n"
+    "from scene2world.renderer.camera import FThetaCamera\n"
+    "from scene2world.renderer.lines import expand_lines\n"
+    "from scene2world.renderer.projection import project_segment_ends\n"
+    "from scene2world.scene.synthetic import DOC_FTHETA\n"
+    "camera = FThetaCamera.from_intrinsics(DOC_FTHETA)\n"
+    "points = np.array([[0.0, 1.0, 5.0], [0.5, 1.0, 8.0], [1.0, 1.0, 11.0]])\n"
+    "uvz0, uvz1, _ = project_segment_ends(camera, points, np.array([[0, 1], [1, 2]]), 1e-3, 200.0)\n"
+    "assert len(expand_lines(uvz0, uvz1, np.ones((2, 3)), np.ones((2, 3)), 12, 1280, 720).faces) > 0\n"
+    "print(f'numba {numba.__version__}, ready in {time.perf_counter() - t:.1f} s')\n"
+)
+
+
+def check_geometry_kernels(env: Mapping[str, str] | None = None) -> Check:
+    """The renderer's compiled geometry (numba) loads and runs, in a subprocess; on a fresh machine
+    this also compiles it into numba's cache, so that render processes start without compiling."""
+    name = "compiled geometry"
+    code, out = _run_probe([sys.executable, "-c", _KERNELS_PROBE], env=env)
+    if code == 0:
+        return Check(name, "ok", _last_line(out))
+    fix = "pip install 'numba>=0.60' (it brings llvmlite; docs/install.md)"
+    return Check(name, "FAIL", f"the line and projection kernels do not run: {_last_line(out)}", fix)
+
+
 def check_render_device(results: Mapping[str, Check], render_device: str) -> Check | None:
     """With ``render.device: auto``, one of the two EGL devices must work."""
     if render_device != "auto":
@@ -397,6 +424,7 @@ def run_checks(cfg: PipelineConfig, *, environ: Mapping[str, str] | None = None)
     checks = list(egl.values())
     if (auto := check_render_device(egl, device)) is not None:
         checks.append(auto)
+    checks.append(check_geometry_kernels())
     checks += check_ffmpeg()
     checks.append(check_torch(cfg))
     checks.append(check_views(cfg))

@@ -4,6 +4,7 @@ a missing checkout, a wrong interpreter, more ranks than visible GPUs, an unreac
 from __future__ import annotations
 
 import http.server
+import os
 import sys
 import threading
 
@@ -11,7 +12,16 @@ import pytest
 
 from scene2world.cli import main
 from scene2world.config import load_config
-from scene2world.doctor import can_run, check_cosmos, check_prefect, check_torch, check_views, run_checks
+from scene2world.doctor import (
+    can_run,
+    check_cosmos,
+    check_geometry_kernels,
+    check_prefect,
+    check_torch,
+    check_views,
+    run_checks,
+)
+from tests.conftest import REPO
 from tests.inference.fake_cosmos import make_checkout
 
 pytestmark = pytest.mark.timeout(300)
@@ -33,6 +43,7 @@ def test_doctor_passes_for_the_default_pipeline_on_this_machine(tmp_path, capsys
     status = {line.split(":")[0].split(None, 1)[1]: line.split()[0] for line in lines[:-1]}
     assert status["egl (cpu)"] == "ok" and status["ffmpeg libx264"] == "ok" and status["torch"] == "ok"
     assert status["disk"] == "ok" and status["prefect api"] == "skip" and status["egl (gpu)"] == "skip"
+    assert status["compiled geometry"] == "ok"
     assert any(line.startswith("ok    egl (cpu): pyrender renders on llvmpipe") for line in lines)
 
 
@@ -119,3 +130,16 @@ def test_run_checks_order_and_verdict(tmp_path, monkeypatch):
     checks = run_checks(_cfg(tmp_path, "infer.backend=nccl"))
     assert [c.name for c in checks][:2] == ["egl (cpu)", "egl (gpu)"]
     assert _by_name(checks)["torch"].status == "FAIL" and not can_run(checks)
+
+
+def test_compiled_geometry_without_numba_fails_with_the_fix(tmp_path):
+    """A worker environment whose numba cannot load (here: a numba that raises on import)."""
+    broken = tmp_path / "site" / "numba"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('llvmlite: no LLVM for this CPU')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(REPO)]))
+    check = check_geometry_kernels(env)
+    assert check.status == "FAIL" and "no LLVM for this CPU" in check.detail
+    assert "pip install 'numba>=0.60'" in check.line()
+    ok = check_geometry_kernels()
+    assert ok.status == "ok" and ok.detail.startswith("numba ")
