@@ -51,11 +51,10 @@ from numba import njit
 
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M
 from scene2world.renderer.style import FAR_M
-from scene2world.typing import NDArrayFloat, NDArrayInt
 
 
 @njit(cache=True, nogil=True)
-def _expand_culled(
+def expand_culled(
     p0: np.ndarray,
     p1: np.ndarray,
     c0: np.ndarray,
@@ -67,7 +66,8 @@ def _expand_culled(
     rim_weights: np.ndarray,
     limits: tuple[float, ...],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Culled lines of segments ``p0 -> p1`` (u, v px, depth m; C-contiguous float64 arrays).
+    """Culled lines of segments ``p0 -> p1`` (u, v px, depth m). Pass C-contiguous float64 arrays
+    and an int64 ``ids``, as ``lines._expand_culled`` does: each other layout compiles again.
 
     Args:
         p0: (n, 3) segment starts.
@@ -95,6 +95,7 @@ def _expand_culled(
     fan = rim_points - 2  # its triangles, fanned from rim point 0
     # ---- which segments can show (lines._expand_rows' conservative viewport test)
     keep = np.empty(n, np.int64)
+    ndc = np.empty((n, 4))  # per segment: NDC dx, dy, length, half width
     m = 0
     for i in range(n):
         x0 = 2.0 * p0[i, 0] / w - 1.0
@@ -104,10 +105,12 @@ def _expand_culled(
         dx, dy = x1 - x0, y1 - y0
         z0, z1 = p0[i, 2], p1[i, 2]
         half = (2.0 * width[i] / w) * min(max(1.0 - (z0 + z1) / (2.0 * FAR_M), 0.0), 1.0) / 2.0
+        length = math.hypot(dx, dy)
+        ndc[i, 0], ndc[i, 1], ndc[i, 2], ndc[i, 3] = dx, dy, length, half
         off = (max(x0, x1) + half < -1.0) or (min(x0, x1) - half > 1.0)
         off = off or (max(y0, y1) + half < -1.0) or (min(y0, y1) - half > 1.0)
         clipped = (z0 < NEAR_CLIP_M and z1 < NEAR_CLIP_M) or (z0 > FAR_CLIP_M and z1 > FAR_CLIP_M)
-        if math.hypot(dx, dy) > 0 and half > 0 and not off and not clipped:
+        if length > 0 and half > 0 and not off and not clipped:
             keep[m] = i
             m += 1
     idx = keep[:m]
@@ -126,13 +129,7 @@ def _expand_culled(
     normal_px = np.empty(m)
     for r in range(m):
         i = idx[r]
-        x0 = 2.0 * p0[i, 0] / w - 1.0
-        y0 = 1.0 - 2.0 * p0[i, 1] / h
-        x1 = 2.0 * p1[i, 0] / w - 1.0
-        y1 = 1.0 - 2.0 * p1[i, 1] / h
-        dx, dy = x1 - x0, y1 - y0
-        length = math.hypot(dx, dy)
-        half = (2.0 * width[i] / w) * min(max(1.0 - (p0[i, 2] + p1[i, 2]) / (2.0 * FAR_M), 0.0), 1.0) / 2.0
+        dx, dy, length, half = ndc[i, 0], ndc[i, 1], ndc[i, 2], ndc[i, 3]
         s = half / length
         normal[r, 0] = -dy * s * (w / 2.0)
         normal[r, 1] = dx * s * (-h / 2.0)
@@ -348,23 +345,3 @@ def _expand_culled(
             faces[f, 2] = c + 4 if join_positive[r] else c + 5
             f += 1
     return vertices, colors, faces, idx, counts
-
-
-def expand_culled(
-    p0: NDArrayFloat,
-    p1: NDArrayFloat,
-    c0: NDArrayFloat,
-    c1: NDArrayFloat,
-    width: NDArrayFloat,
-    ids: NDArrayInt,
-    w: float,
-    h: float,
-    rim_weights: np.ndarray,
-    limits: tuple[float, ...],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, NDArrayInt, NDArrayInt]:
-    """:func:`_expand_culled` on C-contiguous float64 copies (one compiled signature) where needed."""
-    f64 = [np.ascontiguousarray(a, np.float64) for a in (p0, p1, c0, c1, width)]
-    out: tuple[np.ndarray, np.ndarray, np.ndarray, NDArrayInt, NDArrayInt] = _expand_culled(
-        *f64, np.ascontiguousarray(ids, np.int64), float(w), float(h), rim_weights, tuple(map(float, limits))
-    )
-    return out

@@ -332,7 +332,10 @@ def _expand_culled(
     if len(ids) != n:
         raise RenderError(f"segment_ids must have one number per segment ({n}), got {len(ids)}")
     rim_weights, limits = _kernel_constants()
-    vertices, colors, faces, idx, counts = expand_culled(p0, p1, c0, c1, width, ids, w, h, rim_weights, limits)
+    f64 = [np.ascontiguousarray(a, np.float64) for a in (p0, p1, c0, c1, width)]  # one compiled signature
+    vertices, colors, faces, idx, counts = expand_culled(
+        *f64, np.ascontiguousarray(ids, np.int64), w, h, rim_weights, limits
+    )
     return vertices, colors, faces, np.repeat(idx, counts) if sources else np.zeros(0, np.int64)
 
 
