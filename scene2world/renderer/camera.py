@@ -191,7 +191,7 @@ class FThetaCamera:
             raise RenderError(f"`points_cam` must be (N, 3), got {p.shape}")
         if p.size and not np.isfinite(p).all():
             raise RenderError(f"camera {self.name!r}: `points_cam` holds NaN or infinite values")
-        return project_points(p, *self.kernel_params), p[:, 2].copy()
+        return project_points(np.ascontiguousarray(p), *self.kernel_params), p[:, 2].copy()
 
     @cached_property
     def kernel_params(self) -> tuple[NDArrayFloat, NDArrayFloat]:

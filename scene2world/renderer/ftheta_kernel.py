@@ -20,8 +20,6 @@ import math
 import numpy as np
 from numba import njit
 
-from scene2world.typing import NDArrayFloat, NDArrayInt
-
 
 @njit(inline="always")
 def _pixel(x: float, y: float, z: float, fw: np.ndarray, params: np.ndarray) -> tuple[float, float]:
@@ -40,7 +38,8 @@ def _pixel(x: float, y: float, z: float, fw: np.ndarray, params: np.ndarray) -> 
 
 
 @njit(cache=True, nogil=True)
-def _project_points(points: np.ndarray, fw: np.ndarray, params: np.ndarray) -> np.ndarray:
+def project_points(points: np.ndarray, fw: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels of (N, 3) finite camera-frame points (C-contiguous float64)."""
     uv = np.empty((points.shape[0], 2))
     for i in range(points.shape[0]):
         uv[i, 0], uv[i, 1] = _pixel(points[i, 0], points[i, 1], points[i, 2], fw, params)
@@ -48,9 +47,12 @@ def _project_points(points: np.ndarray, fw: np.ndarray, params: np.ndarray) -> n
 
 
 @njit(cache=True, nogil=True)
-def _project_segment_ends(
+def project_segment_ends(
     points: np.ndarray, index: np.ndarray, near: float, far: float, fw: np.ndarray, params: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels and depth of the ends of the segments ``index`` (S, 2) int64 into ``points`` (P, 3)
+    (finite, C-contiguous float64) not wholly nearer than ``near`` or farther than ``far``: uvz0
+    and uvz1 (m, 3), each point projected once, and the kept segments' numbers (m,), increasing."""
     n_points, n_segments = points.shape[0], index.shape[0]
     uv = np.empty((n_points, 2))
     done = np.zeros(n_points, np.bool_)
@@ -75,42 +77,3 @@ def _project_segment_ends(
         uvz0[r, 0], uvz0[r, 1], uvz0[r, 2] = uv[i, 0], uv[i, 1], points[i, 2]
         uvz1[r, 0], uvz1[r, 1], uvz1[r, 2] = uv[j, 0], uv[j, 1], points[j, 2]
     return uvz0, uvz1, shown[:m]
-
-
-def project_points(points_cam: NDArrayFloat, fw: NDArrayFloat, params: NDArrayFloat) -> NDArrayFloat:
-    """(N, 2) pixels of (N, 3) finite camera-frame points."""
-    uv: NDArrayFloat = _project_points(np.ascontiguousarray(points_cam, np.float64), fw, params)
-    return uv
-
-
-def project_segment_ends(
-    points_cam: NDArrayFloat,
-    index: NDArrayInt,
-    near_m: float,
-    far_m: float,
-    fw: NDArrayFloat,
-    params: NDArrayFloat,
-) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayInt]:
-    """Pixels and depth of the ends of the segments that can show.
-
-    Args:
-        points_cam: (P, 3) finite camera-frame points.
-        index: (S, 2) int64 end points of each segment.
-        near_m: segments with both ends nearer than this are left out (the rasteriser clips them).
-        far_m: and those with both ends farther than this.
-        fw: the camera's forward polynomial.
-        params: the camera's ``kernel_params``.
-
-    Returns:
-        uvz0 (m, 3) and uvz1 (m, 3): u, v px and depth m of the kept segments' starts and ends
-        (each point projected once); shown (m,): the kept segments' numbers, increasing.
-    """
-    out: tuple[NDArrayFloat, NDArrayFloat, NDArrayInt] = _project_segment_ends(
-        np.ascontiguousarray(points_cam, np.float64),
-        np.ascontiguousarray(index, np.int64),
-        float(near_m),
-        float(far_m),
-        fw,
-        params,
-    )
-    return out

@@ -35,4 +35,6 @@ def project_segment_ends(
     """u, v px and depth of the two ends of the segments ``index`` (S, 2) into ``points_cam`` (P, 3)
     (finite) that are not wholly nearer than ``near_m`` or farther than ``far_m``; returns
     (uvz0, uvz1, the kept segments' numbers). Each point is projected once (segments share ends)."""
-    return ftheta_kernel.project_segment_ends(points_cam, index, near_m, far_m, *camera.kernel_params)
+    points = np.ascontiguousarray(points_cam, np.float64)
+    ends = np.ascontiguousarray(index, np.int64)
+    return ftheta_kernel.project_segment_ends(points, ends, float(near_m), float(far_m), *camera.kernel_params)
