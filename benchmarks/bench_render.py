@@ -123,15 +123,45 @@ def breakdown(scene, msaa: int, device: str, samples: int = 3) -> dict:
 GL_VARIANT_ENV = "S2W_BENCH_GL_VARIANT"
 """Diagnosis of the read-back (render-only processes): ``rgba-read`` reads RGBA (the driver's
 native layout) instead of RGB; ``no-read`` resolves and waits for the GPU but reads nothing back;
-``no-resolve`` reads back the single-sample image without resolving the MSAA one."""
+``no-resolve`` reads back the single-sample image without resolving the MSAA one; ``pbo-read``
+resolves and reads every image of the pass into its own pixel-pack buffer first, then waits once
+and copies them out (one wait per pass instead of one per image)."""
 
 
 def _gl_variant(variant: str) -> None:
     """Replace FastRenderer's read-back in this process by ``variant`` (pixels not used: timing only)."""
+    import ctypes
+
     import numpy as np
     from OpenGL import GL
 
     from scene2world.renderer.gl import fast_renderer_class
+
+    def read_pbo(self, scene, flags):
+        w, h = self._main_fb_dims
+        size = w * h * 3
+        if getattr(self, "_bench_pbos", None) is None:
+            self._bench_pbos = [int(b) for b in np.ravel(GL.glGenBuffers(self.tiles))]
+            for pbo in self._bench_pbos:
+                GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, pbo)
+                GL.glBufferData(GL.GL_PIXEL_PACK_BUFFER, size, None, GL.GL_STREAM_READ)
+        GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+        for (fb, fb_ms), pbo in zip(self._tile_fbs, self._bench_pbos, strict=True):
+            if fb_ms != fb:
+                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
+                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
+            GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, pbo)
+            GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, ctypes.c_void_p(0))
+        image = np.empty((self.tiles, h, w, 3), dtype=np.uint8)
+        for k, pbo in enumerate(self._bench_pbos):
+            GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, pbo)
+            ptr = GL.glMapBufferRange(GL.GL_PIXEL_PACK_BUFFER, 0, size, GL.GL_MAP_READ_BIT)
+            ctypes.memmove(image[k].ctypes.data, ptr, size)
+            GL.glUnmapBuffer(GL.GL_PIXEL_PACK_BUFFER)
+        GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, 0)
+        return np.ascontiguousarray(image[:, ::-1]).reshape(self.tiles * h, w, 3)
 
     def read(self, scene, flags):
         w, h = self._main_fb_dims
@@ -151,7 +181,7 @@ def _gl_variant(variant: str) -> None:
             GL.glFinish()
         return np.zeros((self.tiles * h, w, 3), np.uint8)
 
-    fast_renderer_class()._read_main_framebuffer = read
+    fast_renderer_class()._read_main_framebuffer = read_pbo if variant == "pbo-read" else read
 
 
 def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):

@@ -51,6 +51,7 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
     "rgba-read": ({"S2W_BENCH_GL_VARIANT": "rgba-read"}, True),
     "no-read": ({"S2W_BENCH_GL_VARIANT": "no-read"}, True),
     "no-resolve": ({"S2W_BENCH_GL_VARIANT": "no-resolve"}, True),
+    "pbo-read": ({"S2W_BENCH_GL_VARIANT": "pbo-read"}, True),
 }
 
 

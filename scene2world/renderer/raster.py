@@ -45,7 +45,7 @@ from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, Msaa
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
 from scene2world.renderer.gl import Device, create_offscreen, is_software_renderer, load_pyrender
-from scene2world.renderer.tiles import RESOLVE_TILE_PX, drawn_tiles, tile_rects
+from scene2world.renderer.tiles import DRAWN_TILE_PX, drawn_tiles, tile_rects
 from scene2world.typing import NDArrayByte
 
 MSAA_CHOICES: tuple[int, ...] = get_args(Msaa)
@@ -198,11 +198,13 @@ class Rasterizer:
         self._primitives = [primitive_cls(material) for _ in range(self.tiles)]
         for k, primitive in enumerate(self._primitives):
             primitive.tile = k
-        # with tiles the mesh always draws: drawing an image is what clears its framebuffer
-        self._mesh = pyrender.Mesh(primitives=self._primitives, is_visible=self.tiles > 1)
+        # the mesh always draws, empty or not: drawing an image is what clears its framebuffer
+        self._mesh = pyrender.Mesh(primitives=self._primitives)
         self._scene.add(self._mesh)
-        # software MSAA resolves cost as much as the lines: there, resolve only where something was drawn
-        self._partial_resolve = self.msaa > 1 and is_software_renderer(self.renderer_name)
+        # clear only the screen tiles the triangles can touch (gl.FastRenderer): whole-image
+        # clears cost more than the lines, on llvmpipe and on an H100; on llvmpipe resolve so too
+        self._by_tiles = True
+        self._offscreen._renderer.resolve_by_rects = is_software_renderer(self.renderer_name)
         self.frames_rendered = 0
         self.seconds = 0.0
 
@@ -238,13 +240,10 @@ class Rasterizer:
         for k, primitive in enumerate(self._primitives):
             vertices, colors, indices = merge_batches(images[k] if k < len(images) else ())
             primitive.set_data(vertices, colors, indices)
-            if self.tiles == 1:
-                self._mesh.is_visible = len(indices) > 0
-            if self._partial_resolve:
-                tiles = drawn_tiles(vertices, indices, self.width, self.height, RESOLVE_TILE_PX)
-                rects.append(tile_rects(tiles, self.width, self.height, RESOLVE_TILE_PX))
-        if self._partial_resolve:
-            self._offscreen._renderer.resolve_rects = rects
+            if self._by_tiles:
+                tiles = drawn_tiles(vertices, indices, self.width, self.height, DRAWN_TILE_PX)
+                rects.append(tile_rects(tiles, self.width, self.height, DRAWN_TILE_PX))
+        self._offscreen._renderer.drawn_rects = rects if self._by_tiles else None
         image = self._offscreen.render(self._scene, self._flags)
         self.frames_rendered += len(images)
         self.seconds += time.perf_counter() - t0

@@ -251,25 +251,56 @@ def test_tile_rects_are_row_runs_in_gl_coordinates():
     assert rects.tolist() == [[64, 148, 160, 180], [288, 148, 320, 180], [0, 0, 32, 20]]
 
 
-def test_partial_resolve_gives_the_full_resolve_image(r4):
-    """Software MSAA resolves only the tiles with triangles; the picture is the full resolve's."""
-    assert r4._partial_resolve == (r4.renderer_name.startswith("llvmpipe"))
-    rng = np.random.default_rng(3)
-    centres = rng.uniform([0, 0], [W, H], (40, 2))
-    batches = [
-        quad(cu - 6, cv - 3, cu + 6.5, cv + 3.25, float(d), rng.uniform(0.2, 1.0, 3))
-        for (cu, cv), d in zip(centres, rng.uniform(1, 100, 40))
+def test_tile_rects_continue_a_run_down_the_rows_that_repeat_it():
+    tiles = np.zeros((6, 10), bool)
+    tiles[1:4, 3:6] = True  # one rectangle over three rows
+    tiles[2, 7] = True
+    tiles[4, 3:7] = True  # a longer run below: a rectangle of its own
+    tiles[5, 3:7] = True
+    rects = tile_rects(tiles, W, H, 32)
+    assert rects.tolist() == [[96, 52, 192, 148], [224, 84, 256, 116], [96, 0, 224, 52]]
+    covered = np.zeros((H, W), int)
+    for x0, y0, x1, y1 in rects:
+        covered[H - y1 : H - y0, x0:x1] += 1
+    expected = np.kron(tiles, np.ones((32, 32), int))[:H, :W]
+    np.testing.assert_array_equal(covered, expected)  # every marked pixel once, nothing else
+
+
+def random_quads(seed: int, count: int, depths: tuple[float, float], size: float) -> list[DrawBatch]:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform([0, 0], [W, H], (count, 2))
+    return [
+        quad(cu - size, cv - size / 2, cu + size + 0.5, cv + size / 2 + 0.25, float(d), rng.uniform(0.2, 1.0, 3))
+        for (cu, cv), d in zip(centres, rng.uniform(*depths, count), strict=True)
     ]
-    batches.append(quad(-50, 150, 40, 400, 5.0, [1.0, 0.0, 0.0]))  # runs off two image edges
-    partial = r4.render(batches)
-    full_flag = r4._partial_resolve
-    try:
-        r4._partial_resolve = False
-        r4._offscreen._renderer.resolve_rects = None
-        full = r4.render(batches)
-    finally:
-        r4._partial_resolve = full_flag
-    np.testing.assert_array_equal(partial, full)
-    assert (partial.max(axis=-1) > 0).mean() > 0.05
-    empty = r4.render([])  # tiles resolved for the previous frame must not keep its pixels
-    assert not empty.any()
+
+
+def whole_image_render(msaa: int, tiles: int, images: list[list[DrawBatch]]) -> np.ndarray:
+    """The reference: a fresh Rasterizer that clears and resolves whole images."""
+    with Rasterizer(W, H, msaa=msaa, device=DEVICE, tiles=tiles) as reference:
+        reference._by_tiles = False
+        return reference.render_tiles(images).copy()
+
+
+@pytest.mark.parametrize(("msaa", "resolve_by_rects"), [(1, False), (4, False), (4, True)])
+def test_clears_and_resolves_by_tiles_give_the_whole_image_picture(msaa, resolve_by_rects):
+    """Each pass clears only where the previous one drew (and resolves only where it draws itself,
+    llvmpipe's choice); nothing of an earlier pass may show, not even its depth (later quads lie
+    behind earlier ones)."""
+    near = random_quads(3, 40, (1, 10), 6)
+    near.append(quad(-50, 150, 40, 400, 5.0, [1.0, 0.0, 0.0]))  # runs off two image edges
+    far = random_quads(4, 60, (50, 100), 12)  # over much of where `near` drew, but behind it
+    passes = [[near, far], [far, []], [[], near], [near, near[:5]]]
+    with Rasterizer(W, H, msaa=msaa, device=DEVICE, tiles=2) as r:
+        r._offscreen._renderer.resolve_by_rects = resolve_by_rects
+        for k, images in enumerate(passes):
+            got = r.render_tiles(images)
+            np.testing.assert_array_equal(got, whole_image_render(msaa, 2, images), err_msg=f"pass {k}")
+    # the test means something: `near` leaves depth where `far` draws, and pictures are not empty
+    assert (whole_image_render(msaa, 2, [far, far]).max(axis=-1) > 0).mean() > 0.2
+    assert (whole_image_render(msaa, 1, [[*near, *far]]) != whole_image_render(msaa, 1, [far])).any()
+
+
+def test_an_empty_pass_after_a_full_one_is_black(r4):
+    r4.render(random_quads(5, 40, (1, 100), 6))
+    assert not r4.render([]).any()

@@ -43,7 +43,7 @@ def test_tiles_equal_single_images(msaa: int, gpu_branches: bool) -> None:
     with Rasterizer(msaa=msaa, device=DEVICE, tiles=4) as tiled:
         if gpu_branches:
             tiled._offscreen._renderer._pack_invert = False
-            tiled._partial_resolve = False
+            tiled._offscreen._renderer.resolve_by_rects = False
         first = tiled.render_tiles(frames)
         second = tiled.render_tiles(frames[::-1])  # buffers refilled, order swapped
         assert tiled.frames_rendered == 6
