@@ -129,7 +129,11 @@ _KERNELS_PROBE = (
     "camera = FThetaCamera.from_intrinsics(DOC_FTHETA)\n"
     "points = np.array([[0.0, 1.0, 5.0], [0.5, 1.0, 8.0], [1.0, 1.0, 11.0]])\n"
     "uvz0, uvz1, _ = project_segment_ends(camera, points, np.array([[0, 1], [1, 2]]), 1e-3, 200.0)\n"
-    "assert len(expand_lines(uvz0, uvz1, np.ones((2, 3)), np.ones((2, 3)), 12, 1280, 720).faces) > 0\n"
+    "lines = expand_lines(uvz0, uvz1, np.ones((2, 3)), np.ones((2, 3)), 12, 1280, 720)\n"
+    "assert len(lines.faces) > 0\n"
+    "from scene2world.renderer.tiles import drawn_tiles, tile_rects\n"
+    "tiles = drawn_tiles(lines.vertices_px, lines.faces.astype(np.uint32), 1280, 720, 32)\n"
+    "assert len(tile_rects(tiles, 1280, 720, 32)) > 0\n"
     "print(f'numba {numba.__version__}, ready in {time.perf_counter() - t:.1f} s')\n"
 )
 
@@ -142,7 +146,7 @@ def check_geometry_kernels(env: Mapping[str, str] | None = None) -> Check:
     if code == 0:
         return Check(name, "ok", _last_line(out))
     fix = "pip install 'numba>=0.60' (it brings llvmlite; docs/install.md)"
-    return Check(name, "FAIL", f"the line and projection kernels do not run: {_last_line(out)}", fix)
+    return Check(name, "FAIL", f"the line, projection and tile kernels do not run: {_last_line(out)}", fix)
 
 
 def check_render_device(results: Mapping[str, Check], render_device: str) -> Check | None:
