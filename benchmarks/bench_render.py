@@ -19,6 +19,7 @@ Same script on the GPU machine: ``--device gpu --workers 4 8 16``. Prints a tabl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +27,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -221,6 +223,33 @@ def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results
         timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())), raster.renderer_name)
 
 
+def _wait_ready(barrier, procs: list, timeout: float = 300) -> None:
+    """Pass the start barrier with the workers; if one ends before it (a failed start: its
+    traceback is on stderr), break the barrier, stop the others and raise at once."""
+    passed = threading.Event()
+
+    def wait() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=timeout)
+            passed.set()
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    while waiter.is_alive():
+        if any(p.exitcode is not None for p in procs):
+            waiter.join(1.0)  # a worker with nothing to do may end right after the barrier
+            if not passed.is_set():
+                barrier.abort()
+            break
+        waiter.join(0.2)
+    if not passed.is_set():
+        for p in procs:
+            p.terminate()
+            p.join()
+        codes = [p.exitcode for p in procs]
+        raise RuntimeError(f"a benchmark process ended before it was ready (exit codes {codes}): see its traceback")
+
+
 def timed_processes(target, args: tuple, plan: list, workers: int, env: dict[str, str] | None = None):
     """Run ``target(*args, tasks, results, barrier)`` in ``workers`` spawned processes fed with
     ``plan`` (then one None each), with ``env`` added to their environment; timed from a barrier
@@ -238,7 +267,7 @@ def timed_processes(target, args: tuple, plan: list, workers: int, env: dict[str
         procs = [ctx.Process(target=target, args=(*args, tasks, results, barrier)) for _ in range(workers)]
         for p in procs:
             p.start()
-    barrier.wait(timeout=300)
+    _wait_ready(barrier, procs)
     t0 = time.perf_counter()
     out = [results.get(timeout=1200) for _ in procs]
     wall = time.perf_counter() - t0
