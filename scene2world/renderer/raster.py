@@ -203,7 +203,7 @@ class Rasterizer:
         self._scene.add(self._mesh)
         # clear only the screen tiles the triangles can touch (gl.FastRenderer): whole-image
         # clears cost more than the lines, on llvmpipe and on an H100; on llvmpipe resolve so too
-        self._by_tiles = True
+        self._by_tiles = True  # False: whole-image clears and resolves (the tests' reference)
         self._offscreen._renderer.resolve_by_rects = is_software_renderer(self.renderer_name)
         self.frames_rendered = 0
         self.seconds = 0.0
