@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -119,7 +120,6 @@ def measure(scene, msaa: int, tiles: int, device: str, passes: int, empty: bool 
     with Rasterizer(msaa=msaa, device=device, tiles=tiles) as raster:
         raster.render_tiles(frames[:tiles])  # shaders, buffers
         instrument(GL, stamps)
-        stamps.labels, stamps.queries = [], []
         wall = 0.0
         for p in range(passes):
             t0 = time.perf_counter()
@@ -140,8 +140,8 @@ def measure(scene, msaa: int, tiles: int, device: str, passes: int, empty: bool 
         "gpu_ms_per_image": gpu,
         "gpu_total_ms": round(gpu_ms, 3),
         "wall_ms_per_image": round(wall / images * 1e3, 3),
-        "covered_mpx_per_image": round(sum(covered_px(b) for b in frames[:images]) / images / 1e6, 3),
-        "triangles_per_image": int(sum(sum(len(x.faces) for x in b) for b in frames[:images]) / images),
+        "covered_mpx_per_image": round(sum(covered_px(b) for b in frames) / images / 1e6, 3),
+        "triangles_per_image": int(sum(sum(len(x.faces) for x in b) for b in frames) / images),
         "gpu_ceiling_images_per_s": round(1e3 / gpu_ms, 1) if gpu_ms else None,
     }
 
@@ -162,8 +162,6 @@ def main() -> None:
     for msaa in args.msaa:
         for tiles, empty in ((t, e) for t in args.tiles for e in (False, True)[: 1 + args.empty]):
             # each measurement in a fresh process: the instrumented GL calls stay in it
-            import multiprocessing as mp
-
             with mp.get_context("spawn").Pool(1) as pool:
                 row = pool.apply(measure, (scene, msaa, tiles, args.device, args.passes, empty))
             rows.append(row)

@@ -128,16 +128,24 @@ native layout) instead of RGB; ``no-read`` resolves and waits for the GPU but re
 ``no-resolve`` reads back the single-sample image without resolving the MSAA one; ``pbo-read``
 resolves and reads every image of the pass into its own pixel-pack buffer first, then waits once
 and copies them out (one wait per pass instead of one per image)."""
+GL_VARIANTS = ("rgba-read", "no-read", "no-resolve", "pbo-read")
 
 
 def _gl_variant(variant: str) -> None:
-    """Replace FastRenderer's read-back in this process by ``variant`` (pixels not used: timing only)."""
+    """Replace FastRenderer's read-back in this process by ``variant`` (timing only: the images of
+    ``no-read`` and ``no-resolve`` are not the picture)."""
     import ctypes
 
     import numpy as np
     from OpenGL import GL
 
     from scene2world.renderer.gl import fast_renderer_class
+
+    def resolve(fb: int, fb_ms: int, w: int, h: int) -> None:
+        if fb_ms != fb and variant != "no-resolve":  # whole images, as on the GPU
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
+            GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
 
     def read_pbo(self, scene, flags):
         w, h = self._main_fb_dims
@@ -149,10 +157,7 @@ def _gl_variant(variant: str) -> None:
                 GL.glBufferData(GL.GL_PIXEL_PACK_BUFFER, size, None, GL.GL_STREAM_READ)
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
         for (fb, fb_ms), pbo in zip(self._tile_fbs, self._bench_pbos, strict=True):
-            if fb_ms != fb:
-                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
-                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            resolve(fb, fb_ms, w, h)
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
             GL.glBindBuffer(GL.GL_PIXEL_PACK_BUFFER, pbo)
             GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, ctypes.c_void_p(0))
@@ -171,10 +176,7 @@ def _gl_variant(variant: str) -> None:
         channels = 4 if variant == "rgba-read" else 3
         image = np.empty((self.tiles, h, w, channels), dtype=np.uint8)
         for k, (fb, fb_ms) in enumerate(self._tile_fbs):
-            if fb_ms != fb and variant != "no-resolve":
-                GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
-                GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
-                GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            resolve(fb, fb_ms, w, h)
             if variant != "no-read":
                 GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
                 fmt = GL.GL_RGBA if channels == 4 else GL.GL_RGB

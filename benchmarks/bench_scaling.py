@@ -38,7 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_render import CODE_ROOT_ENV, code_root, render_only_worker, timed_processes  # noqa: E402
+from bench_render import (  # noqa: E402
+    CODE_ROOT_ENV,
+    GL_VARIANT_ENV,
+    GL_VARIANTS,
+    code_root,
+    render_only_worker,
+    timed_processes,
+)
 from bench_render_speed import load_clip, machine  # noqa: E402
 
 SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
@@ -48,10 +55,7 @@ SETTINGS: dict[str, tuple[dict[str, str], bool]] = {
     "blas-1-thread": ({"__GL_YIELD": ""}, True),  # blas.one_blas_thread alone
     "now": ({}, True),  # what render_clip's and the render pool's processes do
     # diagnosis of the GPU's share (bench_render.GL_VARIANT_ENV), with `now`'s settings
-    "rgba-read": ({"S2W_BENCH_GL_VARIANT": "rgba-read"}, True),
-    "no-read": ({"S2W_BENCH_GL_VARIANT": "no-read"}, True),
-    "no-resolve": ({"S2W_BENCH_GL_VARIANT": "no-resolve"}, True),
-    "pbo-read": ({"S2W_BENCH_GL_VARIANT": "pbo-read"}, True),
+    **{variant: ({GL_VARIANT_ENV: variant}, True) for variant in GL_VARIANTS},
 }
 
 
