@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import inspect
 import json
 import multiprocessing as mp
 import sys
@@ -117,7 +118,9 @@ def measure(scene, msaa: int, tiles: int, device: str, passes: int, empty: bool 
     frames = [[] if empty else build_frame(scene, cam, f, "nvidia", static) for cam, f in jobs]
     stamps = Stamps(GL)
     totals = dict.fromkeys(STAGES, 0.0)
-    with Rasterizer(msaa=msaa, device=device, tiles=tiles) as raster:
+    # glReadPixels, the read-back these timer queries see (a tree older than `readback` has no other)
+    gl_read = {"readback": "gl"} if "readback" in inspect.signature(Rasterizer).parameters else {}
+    with Rasterizer(msaa=msaa, device=device, tiles=tiles, **gl_read) as raster:
         raster.render_tiles(frames[:tiles])  # shaders, buffers
         instrument(GL, stamps)
         wall = 0.0

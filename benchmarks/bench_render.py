@@ -127,8 +127,10 @@ GL_VARIANT_ENV = "S2W_BENCH_GL_VARIANT"
 native layout) instead of RGB; ``no-read`` resolves and waits for the GPU but reads nothing back;
 ``no-resolve`` reads back the single-sample image without resolving the MSAA one; ``pbo-read``
 resolves and reads every image of the pass into its own pixel-pack buffer first, then waits once
-and copies them out (one wait per pass instead of one per image)."""
-GL_VARIANTS = ("rgba-read", "no-read", "no-resolve", "pbo-read")
+and copies them out (one wait per pass instead of one per image); ``gl-read`` is the production
+read-back with ``glReadPixels`` instead of CUDA (``Rasterizer(readback="gl")``; not for baselines
+older than the ``readback`` argument)."""
+GL_VARIANTS = ("rgba-read", "no-read", "no-resolve", "pbo-read", "gl-read")
 
 
 def _gl_variant(variant: str) -> None:
@@ -185,7 +187,8 @@ def _gl_variant(variant: str) -> None:
             GL.glFinish()
         return np.zeros((self.tiles * h, w, 3), np.uint8)
 
-    fast_renderer_class()._read_main_framebuffer = read_pbo if variant == "pbo-read" else read
+    chosen = read_pbo if variant == "pbo-read" else read
+    fast_renderer_class()._read_main_framebuffer = chosen
 
 
 def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):
@@ -199,8 +202,10 @@ def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results
 
     if blas_1:
         one_blas_thread()
-    if os.environ.get(GL_VARIANT_ENV) and gl:
-        _gl_variant(os.environ[GL_VARIANT_ENV])
+    variant = os.environ.get(GL_VARIANT_ENV) if gl else None
+    if variant and variant != "gl-read":
+        _gl_variant(variant)
+    settings = {"readback": "gl"} if variant == "gl-read" else {}
     static = prepare_static(scene, "nvidia")
 
     def passes():
@@ -220,7 +225,7 @@ def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results
         build_frame(scene, scene.camera_names[0], 0, "nvidia", static)
         timed(lambda: sum(len(images) for images in passes()), None)
         return
-    with open_rasterizer(per_pass, msaa=msaa, device=device) as raster:
+    with open_rasterizer(per_pass, msaa=msaa, device=device, **settings) as raster:
         raster.submit([build_frame(scene, scene.camera_names[0], 0, "nvidia", static)]).result()
         timed(lambda: sum(len(images) for images in one_pass_ahead(raster, passes())), raster.renderer_name)
 

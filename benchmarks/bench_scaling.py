@@ -79,6 +79,15 @@ def run(scene, msaa: int, device: str, workers: int, plan: list, per_pass: int, 
     }
 
 
+def median_rows(runs: list[dict]) -> list[dict]:
+    """One row per (case, workers): the round of median camera-frames/s, with every round's figure."""
+    rows = []
+    for key in dict.fromkeys((r["case"], r["workers"]) for r in runs):
+        same = sorted((r for r in runs if (r["case"], r["workers"]) == key), key=lambda r: r["camera_frames_per_s"])
+        rows.append(same[len(same) // 2] | {"rounds_cf_per_s": [r["camera_frames_per_s"] for r in same]})
+    return rows
+
+
 def segments_plan(cameras, frames: int, segments: int) -> list:
     """All cameras in one group, the clip cut into ``segments`` equal frame ranges."""
     import numpy as np
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", nargs="+", default=["before", "now"], choices=list(SETTINGS))
     ap.add_argument("--cases", nargs="+", default=["geometry", "one", "segments", "plan"])
     ap.add_argument("--frames-per-pass", type=int, nargs="+", default=[1], help="segments cases: frames per pass")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every case; rows give the median round")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--baseline-root", type=Path, default=None, help="first run every case with this tree's code")
     args = ap.parse_args(argv)
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     m = machine()
     print(f"machine: {m['cpu']}, {m['cores']} cores; GPU: {m['gpu']}; load {m['loadavg_1m']}")
     print(f"clip: {len(cams)} cameras x {n} frames, MSAA {args.msaa}, EGL {args.device}; code: {code_root()}")
-    rows = []
+    runs: list[dict] = []
     for w in args.workers:
         one, rr = plan_tasks(cams, 0, n, w, "", 1), plan_tasks(cams, 0, n, w, "", len(cams))
         frames = segments_plan(cams, n, w)
@@ -141,20 +151,31 @@ def main(argv: list[str] | None = None) -> int:
         if "plan" in args.cases and rr != frames:
             cases.append((f"render {len(cams)} per pass, render_clip's plan, now", rr, len(cams), True, "now"))
         render_first = None
-        for label, plan, per_pass, gl, setting in cases:
-            r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, setting) | {"case": label}
-            rows.append(r)
-            case = label.rsplit(", ", 1)[0]  # the same case under the first setting
-            ref = next(x for x in rows if x["case"].rsplit(", ", 1)[0] == case and x["workers"] == r["workers"])
-            render_first = render_first or (r if gl else None)
-            ratio = r["camera_frames_per_s"] / ref["camera_frames_per_s"]
-            vs_first = r["camera_frames_per_s"] / render_first["camera_frames_per_s"] if gl else 1.0
-            print(
-                f"  W={w:2d} {label:44s} {r['camera_frames_per_s']:7.1f} cf/s (x{ratio:.2f}; x{vs_first:.2f})"
-                f"  core-ms/cf {r['core_ms_per_camera_frame']:6.2f} (main {r['main_thread_ms']:5.2f},"
-                f" other {r['other_threads_ms']:5.2f})  cores busy {r['cores_busy']:5.1f}",
-                flush=True,
-            )
+        for rnd in range(args.repeat):  # rounds: every setting once per round, so drift hits all alike
+            for label, plan, per_pass, gl, setting in cases:
+                r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, setting) | {"case": label, "round": rnd}
+                runs.append(r)
+                case = label.rsplit(", ", 1)[0]  # the same case under the first setting, this round
+                ref = next(
+                    x
+                    for x in runs
+                    if x["case"].rsplit(", ", 1)[0] == case and x["workers"] == r["workers"] and x["round"] == rnd
+                )
+                render_first = render_first if render_first and render_first["round"] == rnd else (r if gl else None)
+                ratio = r["camera_frames_per_s"] / ref["camera_frames_per_s"]
+                vs_first = r["camera_frames_per_s"] / render_first["camera_frames_per_s"] if gl else 1.0
+                print(
+                    f"  W={w:2d} {label:44s} {r['camera_frames_per_s']:7.1f} cf/s (x{ratio:.2f}; x{vs_first:.2f})"
+                    f"  core-ms/cf {r['core_ms_per_camera_frame']:6.2f} (main {r['main_thread_ms']:5.2f},"
+                    f" other {r['other_threads_ms']:5.2f})  cores busy {r['cores_busy']:5.1f}",
+                    flush=True,
+                )
+    rows = median_rows(runs)
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} rounds, camera-frames/s (range):")
+        for r in rows:
+            lo, hi = min(r["rounds_cf_per_s"]), max(r["rounds_cf_per_s"])
+            print(f"  W={r['workers']:2d} {r['case']:60s} {r['camera_frames_per_s']:7.1f} ({lo:.1f}-{hi:.1f})")
     if baseline is not None:
         print(f"this checkout against the baseline ({args.baseline_root}), camera-frames/s:")
         for r in rows:

@@ -24,6 +24,7 @@ patches of docs/install.md, "pyrender's quirks", and returns the module) and :fu
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ import numpy as np
 
 from scene2world.config import Device
 from scene2world.errors import RenderError
+from scene2world.renderer.cuda_readback import Readback
+
+log = logging.getLogger(__name__)
 
 DEVICES: tuple[str, ...] = get_args(Device)
 
@@ -54,6 +58,7 @@ NVIDIA_VENDOR_FILES = (
 
 _EGL_EXTENSIONS = 0x3055
 _EGL_DRM_DEVICE_FILE_EXT = 0x3233
+
 _GL_RENDERER = 0x1F01
 _GL_VERSION = 0x1F02
 _GL_PACK_INVERT_MESA = 0x8758
@@ -338,7 +343,13 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
         Resolves: one whole-image blit, or with ``resolve_by_rects`` (llvmpipe, where a blit's
         cost is its pixels) one blit per rectangle of ``drawn_rects``, the resolved image then
         being cleared by rectangles too. On an H100 each blit has a fixed cost: 30 small blits
-        took 0.62 ms of GPU time, one whole-image blit 0.075 ms.
+        took 0.62 ms of GPU time, one whole-image blit 0.075 ms. A whole-image blit also mirrors
+        the rows, GL's bottom-up order into the image's top-down one, so no flip is left to do on
+        the CPU (resolving copies samples: the pixels are the same).
+
+        Read-back (``readback``): ``glReadPixels``, or CUDA–GL interop
+        (:class:`~scene2world.renderer.cuda_readback.CudaReadback`; ``auto`` falls back to
+        ``glReadPixels`` where CUDA cannot map the renderbuffers).
         """
 
         samples = 4
@@ -349,12 +360,17 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
         black. Set per pass by the caller, before the draw."""
         resolve_by_rects = False
         """Resolve MSAA images by the rectangles of ``drawn_rects`` instead of whole (set by the caller)."""
+        readback: Readback = "gl"
+        """How images come back (set by the caller; ``auto`` becomes ``gl`` if CUDA's set-up fails)."""
+        _cuda: Any = None
         _pack_invert: bool | None = None
         _main_fb: Any
         _main_fb_ms: Any
         _main_fb_dims: Any
         _tile_fbs: list[tuple[int, int]]
         """Per tile (resolved framebuffer, framebuffer drawn into); one and the same without MSAA."""
+        _tile_colors: list[int]
+        """Per tile the colour renderbuffer of its resolved framebuffer (what is read back)."""
         _written: list[Any]
         """Per tile the rectangles its framebuffers were written in since their last clear (None: anywhere)."""
         _framebuffers: list[int]
@@ -366,6 +382,7 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
 
             self._program_cache = ShaderProgramCache(shader_dir=_shader_dir())
             self._tile_fbs, self._framebuffers, self._renderbuffers, self._written = [], [], [], []
+            self._tile_colors = []
 
         def _renderbuffer(self, samples: int, fmt: int, size: tuple[int, int] | None = None) -> int:
             rb = int(GL.glGenRenderbuffers(1))
@@ -398,16 +415,16 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
                 return
             self._main_fb_dims = dims
             for _ in range(self.tiles):
+                color = self._renderbuffer(1, GL.GL_RGBA8)
+                self._tile_colors.append(color)
                 if self.samples > 1:
                     cb_ms = self._renderbuffer(self.samples, GL.GL_RGBA8)
                     db_ms = self._renderbuffer(self.samples, GL.GL_DEPTH_COMPONENT24)
-                    fb = self._framebuffer(self._renderbuffer(1, GL.GL_RGBA8), None)
+                    fb = self._framebuffer(color, None)
                     self._tile_fbs.append((fb, self._framebuffer(cb_ms, db_ms)))
                 else:
                     # one single-sample framebuffer serves as both: drawn into and read from
-                    fb = self._framebuffer(
-                        self._renderbuffer(1, GL.GL_RGBA8), self._renderbuffer(1, GL.GL_DEPTH_COMPONENT24)
-                    )
+                    fb = self._framebuffer(color, self._renderbuffer(1, GL.GL_DEPTH_COMPONENT24))
                     self._tile_fbs.append((fb, fb))
             self._written = [None] * self.tiles  # new renderbuffers hold anything
             # what pyrender binds and clears at the start of its pass, and deletes nothing of
@@ -416,11 +433,15 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
             self._main_fb = self._main_fb_ms = placeholder
 
         def _delete_main_framebuffer(self) -> None:
+            cuda, self._cuda = self._cuda, None
+            if cuda is not None:  # CUDA lets go of the renderbuffers before GL deletes them
+                cuda.close()
             if self._framebuffers:
                 GL.glDeleteFramebuffers(len(self._framebuffers), self._framebuffers)
             if self._renderbuffers:
                 GL.glDeleteRenderbuffers(len(self._renderbuffers), self._renderbuffers)
             self._tile_fbs, self._framebuffers, self._renderbuffers, self._written = [], [], [], []
+            self._tile_colors = []
             self._main_fb = self._main_fb_ms = None
             self._main_fb_dims = (None, None)
 
@@ -446,33 +467,56 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
 
         def _read_main_framebuffer(self, scene: Any, flags: Any) -> np.ndarray:
             w, h = self._main_fb_dims
-            GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
-            if self._pack_invert is None:
-                self._pack_invert = _has_extension(GL, "GL_MESA_pack_invert")
-            # GL rows are bottom-up. Mesa flips them while reading (GL_MESA_pack_invert);
-            # elsewhere one contiguous copy does (RGB: a strided RGBA->RGB copy costs 3 ms).
-            if self._pack_invert:
-                GL.glPixelStorei(_GL_PACK_INVERT_MESA, 1)
-            image = np.empty((self.tiles, h, w, 3), dtype=np.uint8)
+            by_rects = self.resolve_by_rects and self.drawn_rects is not None
             for k, (fb, fb_ms) in enumerate(self._tile_fbs):
                 if fb_ms != fb:  # resolve MSAA, colour only (no depth blit)
                     GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb_ms)
                     GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, fb)
-                    by_rects = self.resolve_by_rects and self.drawn_rects is not None
-                    rects = self.drawn_rects[k] if by_rects else None
-                    if rects is None:
-                        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
-                    else:
-                        # only where something was drawn: elsewhere both framebuffers hold the
-                        # background since their clear
-                        for x0, y0, x1, y1 in rects.tolist():
-                            GL.glBlitFramebuffer(x0, y0, x1, y1, x0, y0, x1, y1, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                    if not by_rects:  # the rows mirrored: top row first
+                        GL.glBlitFramebuffer(0, 0, w, h, 0, h, w, 0, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+                        continue
+                    # only where something was drawn: elsewhere both framebuffers hold the
+                    # background since their clear
+                    for x0, y0, x1, y1 in self.drawn_rects[k].tolist():
+                        GL.glBlitFramebuffer(x0, y0, x1, y1, x0, y0, x1, y1, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            bottom_up = self.samples == 1 or by_rects
+            if self.readback != "gl" and self._cuda is None:
+                self._cuda = self._open_cuda(w, h)
+            if self._cuda is not None:
+                return self._cuda.read(bottom_up)  # type: ignore[no-any-return]
+            return self._read_pixels(w, h, bottom_up)
+
+        def _open_cuda(self, w: int, h: int) -> Any:
+            from scene2world.renderer.cuda_readback import CudaReadback
+
+            try:
+                return CudaReadback(self._tile_colors, w, h)
+            except (RenderError, OSError, RuntimeError) as e:
+                if self.readback == "cuda":
+                    raise RenderError(f"{e} (readback='gl' reads back without CUDA)") from e
+                log.warning("reading images back with glReadPixels: %s", e)
+                self.readback = "gl"
+                return None
+
+        def _read_pixels(self, w: int, h: int, bottom_up: bool) -> np.ndarray:
+            GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+            if self._pack_invert is None:
+                self._pack_invert = _has_extension(GL, "GL_MESA_pack_invert")
+            # GL rows are bottom-up where the resolve did not mirror them. Mesa flips them while
+            # reading (GL_MESA_pack_invert); elsewhere one contiguous copy does (RGB: a strided
+            # RGBA->RGB copy costs 3 ms).
+            invert = bottom_up and self._pack_invert
+            if invert:
+                GL.glPixelStorei(_GL_PACK_INVERT_MESA, 1)
+            image = np.empty((self.tiles, h, w, 3), dtype=np.uint8)
+            for k, (fb, _) in enumerate(self._tile_fbs):
                 GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, fb)
                 GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, image[k])
-            if self._pack_invert:
+            if invert:
                 GL.glPixelStorei(_GL_PACK_INVERT_MESA, 0)
-                return image.reshape(self.tiles * h, w, 3)
-            return np.ascontiguousarray(image[:, ::-1]).reshape(self.tiles * h, w, 3)
+            if bottom_up and not invert:
+                image = np.ascontiguousarray(image[:, ::-1])
+            return image.reshape(self.tiles * h, w, 3)
 
     return FastRenderer
 

@@ -44,12 +44,16 @@ import numpy as np
 from scene2world.config import VIDEO_HEIGHT_PX, VIDEO_WIDTH_PX, Msaa
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import FAR_CLIP_M, NEAR_CLIP_M, DrawBatch
+from scene2world.renderer.cuda_readback import Readback
+from scene2world.renderer.cuda_readback import unavailable_reason as cuda_unavailable_reason
 from scene2world.renderer.gl import Device, create_offscreen, is_software_renderer, load_pyrender
 from scene2world.renderer.tiles import DRAWN_TILE_PX, drawn_tiles, tile_rects
 from scene2world.typing import NDArrayByte
 
 MSAA_CHOICES: tuple[int, ...] = get_args(Msaa)
 """Sample counts :class:`Rasterizer` accepts (NVIDIA: 4)."""
+
+READBACKS: tuple[str, ...] = get_args(Readback)
 
 MAX_TILES = 16
 """Most images one :class:`Rasterizer` draws per pass (16 x 720 rows = 11,520: within every GL's
@@ -159,7 +163,9 @@ class Rasterizer:
 
     ``msaa``: samples per pixel (1 = no anti-aliasing; NVIDIA uses 4). ``device``: ``"cpu"``
     (Mesa llvmpipe), ``"gpu"`` (NVIDIA EGL) or ``"auto"``. ``tiles``: images drawn per pass
-    (:meth:`render_tiles`; 1 for :meth:`render`). Not thread-safe: one context per process (or
+    (:meth:`render_tiles`; 1 for :meth:`render`). ``readback``: ``"gl"`` (``glReadPixels``),
+    ``"cuda"`` (CUDA–GL interop, an error where it cannot run) or ``"auto"`` (CUDA on a GPU where
+    torch has CUDA). Not thread-safe: one context per process (or
     per thread, used only there). Use as a context manager or call :meth:`close`.
     """
 
@@ -173,6 +179,7 @@ class Rasterizer:
         znear_m: float = NEAR_CLIP_M,
         zfar_m: float = FAR_CLIP_M,
         tiles: int = 1,
+        readback: Readback = "auto",
     ) -> None:
         if msaa not in MSAA_CHOICES:
             raise RenderError(f"`msaa` must be one of {list(MSAA_CHOICES)}, got {msaa!r}")
@@ -182,6 +189,8 @@ class Rasterizer:
             raise RenderError(f"clip planes must satisfy 0 <= znear_m < zfar_m, got {znear_m}, {zfar_m}")
         if not 1 <= tiles <= MAX_TILES:
             raise RenderError(f"`tiles` must be 1..{MAX_TILES}, got {tiles!r}")
+        if readback not in READBACKS:
+            raise RenderError(f"`readback` must be one of {list(READBACKS)}, got {readback!r}")
         self.width, self.height, self.msaa, self.tiles = int(width), int(height), int(msaa), int(tiles)
         pyrender = load_pyrender(device)
         self._offscreen = create_offscreen(self.width, self.height, samples=self.msaa, device=device, tiles=self.tiles)
@@ -205,8 +214,30 @@ class Rasterizer:
         # clears cost more than the lines, on llvmpipe and on an H100; on llvmpipe resolve so too
         self._by_tiles = True  # False: whole-image clears and resolves (the tests' reference)
         self._offscreen._renderer.resolve_by_rects = is_software_renderer(self.renderer_name)
+        self._offscreen._renderer.readback = self._choose_readback(readback)
         self.frames_rendered = 0
         self.seconds = 0.0
+
+    def _choose_readback(self, readback: Readback) -> Readback:
+        if readback == "gl":
+            return "gl"
+        if is_software_renderer(self.renderer_name):
+            why: str | None = f"the GL context runs on the CPU ({self.renderer_name})"
+        else:
+            why = cuda_unavailable_reason()
+        if why is None:
+            return readback
+        if readback == "cuda":
+            self.close()
+            raise RenderError(f"readback='cuda' cannot run here: {why}; use readback='auto' or 'gl'")
+        return "gl"
+
+    @property
+    def readback(self) -> Readback:
+        """How this rasteriser reads images back: ``gl`` or ``cuda`` (``auto`` until the first pass
+        tried CUDA: docs/speed.md, "Read-back through CUDA")."""
+        renderer = self._offscreen._renderer
+        return "cuda" if renderer._cuda is not None else renderer.readback  # type: ignore[no-any-return]
 
     @property
     def renderer_name(self) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from scene2world.errors import RenderError
 from scene2world.renderer.batch import DrawBatch
+from scene2world.renderer.cuda_readback import unavailable_reason as cuda_unavailable_reason
 from scene2world.renderer.raster import Rasterizer, merge_batches
 from scene2world.renderer.tiles import drawn_tiles, tile_rects
 
@@ -58,8 +59,12 @@ def test_triangle_pixels_and_colour_exact(r1):
     assert (img[~expected] == 0).all()
 
 
-def test_rows_in_image_order_and_ndc_mapping(r1):
-    img = r1.render([quad(0, 0, W / 2, 10, 1.0, [1, 1, 1])])
+@pytest.mark.parametrize(("msaa", "resolve_by_rects"), [(1, False), (4, False), (4, True)])
+def test_rows_in_image_order_and_ndc_mapping(msaa, resolve_by_rects):
+    """Whichever way the rows come right (read inverted, a mirroring resolve, a flip after reading)."""
+    with Rasterizer(W, H, msaa=msaa, device=DEVICE) as r:
+        r._offscreen._renderer.resolve_by_rects = resolve_by_rects
+        img = r.render([quad(0, 0, W / 2, 10, 1.0, [1, 1, 1])])
     assert covered(img, [255, 255, 255])[:10, : W // 2].all()
     assert covered(img, [255, 255, 255]).sum() == 10 * W // 2  # top-left block only, no half-pixel shift
 
@@ -304,3 +309,38 @@ def test_clears_and_resolves_by_tiles_give_the_whole_image_picture(msaa, resolve
 def test_an_empty_pass_after_a_full_one_is_black(r4):
     r4.render(random_quads(5, 40, (1, 100), 6))
     assert not r4.render([]).any()
+
+
+def test_readback_auto_is_gl_without_cuda_and_cuda_is_refused_where_it_cannot_run():
+    if DEVICE == "gpu" and cuda_unavailable_reason() is None:
+        pytest.skip("CUDA can run here: test_cuda_readback_gives_the_gl_picture covers it")
+    with Rasterizer(W, H, msaa=4, device=DEVICE) as r:
+        assert r.readback == "gl"
+        assert r.render([quad(0, 0, 8, 8, 1.0, [1, 1, 1])])[:8, :8].all()
+    with pytest.raises(RenderError, match=r"readback='cuda' cannot run here: .*use readback='auto' or 'gl'"):
+        Rasterizer(W, H, device=DEVICE, readback="cuda")
+    with pytest.raises(RenderError, match="`readback` must be one of"):
+        Rasterizer(W, H, device=DEVICE, readback="pbo")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(DEVICE != "gpu" or cuda_unavailable_reason() is not None, reason="needs a GPU with CUDA torch")
+@pytest.mark.parametrize(("msaa", "tiles"), [(1, 1), (4, 1), (4, 3)])
+def test_cuda_readback_gives_the_gl_picture(msaa, tiles):
+    """CUDA–GL interop reads the same bytes as glReadPixels, pass after pass (an empty one too), and
+    an array handed out stays as it was while later passes come back (its pinned buffer is its own)."""
+    near = random_quads(6, 40, (1, 10), 6)
+    far = random_quads(7, 60, (50, 100), 12)
+    passes = [[near, far, near[:3]], [far, [], near], [[], [], []], [near, near, far]]
+    with (
+        Rasterizer(W, H, msaa=msaa, device=DEVICE, tiles=tiles, readback="cuda") as cuda,
+        Rasterizer(W, H, msaa=msaa, device=DEVICE, tiles=tiles, readback="gl") as gl,
+    ):
+        kept = []
+        for k, images in enumerate(passes):
+            got = cuda.render_tiles(images[:tiles])
+            assert cuda.readback == "cuda"
+            np.testing.assert_array_equal(got, gl.render_tiles(images[:tiles]), err_msg=f"pass {k}")
+            kept.append((got, got.copy()))
+        for k, (got, copy) in enumerate(kept):
+            np.testing.assert_array_equal(got, copy, err_msg=f"pass {k}'s array changed by later passes")
+    assert kept[0][1].any() and not kept[2][1].any()
