@@ -5,7 +5,9 @@ On an H100, ``glReadPixels`` of a pass's RGB images costs the driver about 1.3 m
 1,270 and 1,680 camera-frames/s (docs/speed.md, "Read-back through CUDA"). Here CUDA maps the
 resolved colour renderbuffers (registered once, read-only), copies them into one device buffer,
 turns them right way up and drops alpha there, and one transfer brings the pass into pinned host
-memory; the thread then sleeps on a blocking event (no spin).
+memory. :meth:`CudaReadback.read` only issues that work: the :class:`PendingImages` it returns
+waits for it (sleeping on a blocking event, no spin) on whichever thread asks, so the GL thread
+can issue the next pass meanwhile (``raster_thread.RasterThread``).
 
 Each pass gets its own pinned buffer from torch's caching host allocator: the returned array keeps
 the buffer alive (the writers queue frames), and a buffer freed by its last array is reused by a
@@ -67,9 +69,22 @@ def unavailable_reason() -> str | None:
     return None
 
 
+class PendingImages:
+    """A pass's images on their way into pinned host memory; :meth:`result` waits for them (no GL call)."""
+
+    def __init__(self, done: Any, host: Any, shape: tuple[int, int, int]) -> None:
+        self._done, self._host, self._shape = done, host, shape
+
+    def result(self) -> NDArrayByte:
+        """The images as (tiles·H, W, 3) uint8, once the copies are done."""
+        self._done.synchronize()
+        images: np.ndarray = self._host.numpy()  # keeps the tensor, and so its pinned block, alive
+        return images.reshape(self._shape)
+
+
 class CudaReadback:
     """The resolved colour renderbuffers of one GL context (``tiles`` of ``width`` x ``height``
-    RGBA8), registered with CUDA; :meth:`read` returns a pass's images as (tiles·H, W, 3) uint8.
+    RGBA8), registered with CUDA; :meth:`read` issues a pass's copies and returns them pending.
 
     Create, use and :meth:`close` it on the thread whose GL context owns the renderbuffers, with
     that context current. Raises :class:`RenderError` where CUDA cannot work on the GL context's GPU.
@@ -89,7 +104,6 @@ class CudaReadback:
         self.device = torch.device("cuda", device.value)
         torch.cuda.set_device(self.device)  # this thread's CUDA calls go to the GL context's GPU
         self._stream = torch.cuda.Stream(self.device)
-        self._done = torch.cuda.Event(blocking=True)  # a wait on it sleeps
         self._rgba = torch.empty((len(renderbuffers), height, width, 4), dtype=torch.uint8, device=self.device)
         self._resources = (ctypes.c_void_p * len(renderbuffers))()
         self._registered = 0
@@ -110,9 +124,13 @@ class CudaReadback:
             message = self._cudart.cudaGetErrorString(code).decode()
             raise RenderError(f"CUDA read-back{' of ' + what if what else ''}: error {code}: {message}")
 
-    def read(self, bottom_up: bool) -> NDArrayByte:
-        """The pass's images, image k in rows k·H..(k+1)·H, top row first; ``bottom_up``: the
-        renderbuffers hold GL's row order (not mirrored by the resolve)."""
+    def read(self, bottom_up: bool) -> PendingImages:
+        """Issue the copies of the pass's images (image k in rows k·H..(k+1)·H, top row first);
+        ``bottom_up``: the renderbuffers hold GL's row order (not mirrored by the resolve).
+
+        The copies follow the GL work issued before (mapping orders them), and GL work issued
+        after waits for the copies out of the renderbuffers (unmapping orders it); later passes'
+        copies queue behind this one's on the one stream, so the device buffer is reused safely."""
         torch, cudart = self._torch, self._cudart
         tiles, h, w = self._rgba.shape[:3]
         stream = ctypes.c_void_p(self._stream.cuda_stream)
@@ -140,14 +158,13 @@ class CudaReadback:
                 )
         finally:
             self._check(cudart.cudaGraphicsUnmapResources(tiles, self._resources, stream), "the pass (unmap)")
+        done = torch.cuda.Event(blocking=True)  # a wait on it sleeps
         with torch.cuda.stream(self._stream):
             images = self._rgba.flip(1) if bottom_up else self._rgba
             host = torch.empty((tiles, h, w, 3), dtype=torch.uint8, pin_memory=True)
             host.copy_(images[..., :3], non_blocking=True)
-            self._done.record(self._stream)
-        self._done.synchronize()
-        pass_images: np.ndarray = host.numpy()  # keeps `host`, and so its pinned block, alive
-        return pass_images.reshape(tiles * h, w, 3)
+            done.record(self._stream)
+        return PendingImages(done, host, (tiles * h, w, 3))
 
     def close(self) -> None:
         """Unregister the renderbuffers (before GL deletes them) and free the device buffer (idempotent)."""

@@ -465,7 +465,7 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
             self._written[tile] = None if self.drawn_rects is None else self.drawn_rects[tile]
             super()._bind_and_draw_primitive(primitive, pose, program, flags)
 
-        def _read_main_framebuffer(self, scene: Any, flags: Any) -> np.ndarray:
+        def _read_main_framebuffer(self, scene: Any, flags: Any) -> Any:
             w, h = self._main_fb_dims
             by_rects = self.resolve_by_rects and self.drawn_rects is not None
             for k, (fb, fb_ms) in enumerate(self._tile_fbs):
@@ -482,7 +482,7 @@ def _make_fast_renderer_class(pyrender: Any) -> type:
             bottom_up = self.samples == 1 or by_rects
             if self.readback != "gl" and self._cuda is None:
                 self._cuda = self._open_cuda(w, h)
-            if self._cuda is not None:
+            if self._cuda is not None:  # pending: cuda_readback.PendingImages
                 return self._cuda.read(bottom_up)  # type: ignore[no-any-return]
             return self._read_pixels(w, h, bottom_up)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, get_args
 
@@ -216,7 +216,8 @@ class Rasterizer:
         self._offscreen._renderer.resolve_by_rects = is_software_renderer(self.renderer_name)
         self._offscreen._renderer.readback = self._choose_readback(readback)
         self.frames_rendered = 0
-        self.seconds = 0.0
+        self._issue_s = 0.0  # issuing passes (with glReadPixels, reading them back too): the GL thread
+        self._wait_s = 0.0  # waiting for CUDA read-backs: whichever thread waits
 
     def _choose_readback(self, readback: Readback) -> Readback:
         if readback == "gl":
@@ -240,6 +241,11 @@ class Rasterizer:
         return "cuda" if renderer._cuda is not None else renderer.readback  # type: ignore[no-any-return]
 
     @property
+    def seconds(self) -> float:
+        """Time spent in passes: issuing them and waiting for their images."""
+        return self._issue_s + self._wait_s
+
+    @property
     def renderer_name(self) -> str:
         """GL_RENDERER of the context (``llvmpipe (...)`` on CPU, the GPU's name on NVIDIA)."""
         return str(self._offscreen.renderer_name)
@@ -261,6 +267,14 @@ class Rasterizer:
         At most ``tiles`` images; the array is a view of one read-back buffer (image k's rows
         top first).
         """
+        return self.issue_tiles(images)()
+
+    def issue_tiles(self, images: Sequence[Sequence[DrawBatch]]) -> Callable[[], NDArrayByte]:
+        """Issue :meth:`render_tiles`'s pass; returns the function that waits for its images.
+
+        That function makes no GL call, so another thread may wait while this one issues the next
+        pass (with the CUDA read-back; with ``glReadPixels`` the images are there already).
+        """
         if self._offscreen is None:
             raise RenderError("Rasterizer is closed")
         if not 1 <= len(images) <= self.tiles:
@@ -275,10 +289,20 @@ class Rasterizer:
                 tiles = drawn_tiles(vertices, indices, self.width, self.height, DRAWN_TILE_PX)
                 rects.append(tile_rects(tiles, self.width, self.height, DRAWN_TILE_PX))
         self._offscreen._renderer.drawn_rects = rects if self._by_tiles else None
-        image = self._offscreen.render(self._scene, self._flags)
+        out = self._offscreen.render(self._scene, self._flags)
         self.frames_rendered += len(images)
-        self.seconds += time.perf_counter() - t0
-        return image.reshape(self.tiles, self.height, self.width, 3)[: len(images)]
+        self._issue_s += time.perf_counter() - t0
+        shape, count = (self.tiles, self.height, self.width, 3), len(images)
+
+        def wait() -> NDArrayByte:
+            if isinstance(out, np.ndarray):
+                return out.reshape(shape)[:count]
+            t1 = time.perf_counter()
+            done: NDArrayByte = out.result().reshape(shape)[:count]
+            self._wait_s += time.perf_counter() - t1
+            return done
+
+        return wait
 
     def submit(self, images: Sequence[Sequence[DrawBatch]]) -> Future[NDArrayByte]:
         """:meth:`render_tiles` now, as a finished future (the interface of ``raster_thread.RasterThread``)."""

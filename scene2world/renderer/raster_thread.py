@@ -27,26 +27,35 @@ class RasterThread:
 
     def __init__(self, **settings: Any) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="s2w-gl")
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="s2w-gl-wait")
         try:
             self._raster: Rasterizer = self._thread.submit(Rasterizer, **settings).result()
         except BaseException:
             self._thread.shutdown(wait=True)
+            self._waiter.shutdown(wait=True)
             raise
         self.width, self.height, self.tiles = self._raster.width, self._raster.height, self._raster.tiles
         self.renderer_name = self._raster.renderer_name
 
     def submit(self, images: Sequence[Sequence[DrawBatch]]) -> Future[NDArrayByte]:
-        """Queue one pass (``Rasterizer.render_tiles``) of ``images``."""
-        return self._thread.submit(self._raster.render_tiles, images)
+        """Queue one pass (``Rasterizer.render_tiles``) of ``images``.
+
+        The GL thread issues it (``Rasterizer.issue_tiles``) and goes on to the next; a second
+        thread waits for its images (a CUDA read-back's copies), so with two passes submitted the
+        next one's draw is issued while this one's images are still being copied out.
+        """
+        issued = self._thread.submit(self._raster.issue_tiles, images)
+        return self._waiter.submit(lambda: issued.result()())
 
     @property
     def seconds(self) -> float:
-        """Time the thread spent in passes."""
+        """Time spent in passes: issuing them and waiting for their images."""
         return self._raster.seconds
 
     def close(self) -> None:
         """Wait for the queued passes, free the context on its thread, end the thread (idempotent)."""
         raster, self._raster = self._raster, None  # type: ignore[assignment]
+        self._waiter.shutdown(wait=True)  # the passes' images first (waiting makes no GL call)
         if raster is not None:
             self._thread.submit(raster.close).result()
         self._thread.shutdown(wait=True)

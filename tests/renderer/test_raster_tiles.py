@@ -27,12 +27,13 @@ DEVICE = os.environ.get("S2W_TEST_DEVICE", "cpu")
 
 @pytest.mark.parametrize(
     ("msaa", "gpu_branches"),
-    [(1, False), (4, False), (4, True)],
-    ids=["msaa1", "msaa4", "msaa4-gpu-branches"],
+    [(1, False), (1, True), (4, False), (4, True)],
+    ids=["msaa1", "msaa1-gpu-branches", "msaa4", "msaa4-gpu-branches"],
 )
 def test_tiles_equal_single_images(msaa: int, gpu_branches: bool) -> None:
-    """``gpu_branches``: the tiled renderer takes the read-back branches NVIDIA's driver takes (no
-    GL_MESA_pack_invert: rows flipped by numpy; whole-image MSAA resolves), here on llvmpipe too."""
+    """``gpu_branches``: the tiled renderer takes the read-back branches NVIDIA's driver takes, here
+    on llvmpipe too: no GL_MESA_pack_invert (MSAA 1: rows flipped by numpy) and whole-image MSAA
+    resolves (which mirror the rows)."""
     scene = load_scene(EXAMPLE / "s2w_demo_curve_0001")
     static = prepare_static(scene, "nvidia")
     cameras = scene.camera_names[:3]
@@ -79,7 +80,9 @@ def test_renders_on_gpu_guess(monkeypatch, tmp_path):
 
 def test_raster_thread_draws_the_same_images_in_order() -> None:
     """The GL thread returns each pass's images in submission order, the same bytes as in this
-    thread; an error of a pass comes back through its future, and the thread ends on close."""
+    thread with glReadPixels (the thread's own read-back is ``auto``: on a GPU with CUDA torch,
+    passes issued while earlier ones are still being copied out); an error of a pass comes back
+    through its future, and the threads end on close."""
     import threading
 
     from scene2world.renderer.raster_thread import RasterThread
@@ -88,7 +91,7 @@ def test_raster_thread_draws_the_same_images_in_order() -> None:
     static = prepare_static(scene, "nvidia")
     cameras = scene.camera_names[:2]
     frames = [[build_frame(scene, camera, f, "nvidia", static) for camera in cameras] for f in (10, 70, 130)]
-    with Rasterizer(msaa=4, device=DEVICE, tiles=2) as here:
+    with Rasterizer(msaa=4, device=DEVICE, tiles=2, readback="gl") as here:
         expected = [here.render_tiles(images).copy() for images in frames]
     before = {t.name for t in threading.enumerate()}
     with RasterThread(msaa=4, device=DEVICE, tiles=2) as gl:
@@ -97,6 +100,7 @@ def test_raster_thread_draws_the_same_images_in_order() -> None:
         too_many = gl.submit(frames[0] * 2)
         for future, want in zip(futures, expected):
             np.testing.assert_array_equal(future.result(timeout=60), want)
+        assert gl.seconds > 0
         with pytest.raises(RenderError, match=r"1\.\.2 images"):
             too_many.result(timeout=60)
         assert any(t.name.startswith("s2w-gl") for t in threading.enumerate())
