@@ -237,6 +237,8 @@ class Rasterizer:
     def readback(self) -> Readback:
         """How this rasteriser reads images back: ``gl`` or ``cuda`` (``auto`` until the first pass
         tried CUDA: docs/speed.md, "Read-back through CUDA")."""
+        if self._offscreen is None:
+            raise RenderError("Rasterizer is closed")
         renderer = self._offscreen._renderer
         return "cuda" if renderer._cuda is not None else renderer.readback  # type: ignore[no-any-return]
 

@@ -198,6 +198,8 @@ def test_closed_rasterizer_refuses():
     r.close()
     with pytest.raises(RenderError, match="closed"):
         r.render([])
+    with pytest.raises(RenderError, match="closed"):
+        r.readback  # noqa: B018
 
 
 def test_missing_gl_library_names_apt_packages():
