@@ -187,8 +187,7 @@ def _gl_variant(variant: str) -> None:
             GL.glFinish()
         return np.zeros((self.tiles * h, w, 3), np.uint8)
 
-    chosen = read_pbo if variant == "pbo-read" else read
-    fast_renderer_class()._read_main_framebuffer = chosen
+    fast_renderer_class()._read_main_framebuffer = read_pbo if variant == "pbo-read" else read
 
 
 def render_only_worker(scene, msaa, device, per_pass, gl, blas_1, tasks, results, barrier):

@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             cases += [(f"{label}, {v}", frames, k * len(cams), True, v) for v in args.settings]
         if "plan" in args.cases and rr != frames:
             cases.append((f"render {len(cams)} per pass, render_clip's plan, now", rr, len(cams), True, "now"))
-        render_first = None
         for rnd in range(args.repeat):  # rounds: every setting once per round, so drift hits all alike
+            render_first = None
             for label, plan, per_pass, gl, setting in cases:
                 r = run(scene, args.msaa, args.device, w, plan, per_pass, gl, setting) | {"case": label, "round": rnd}
                 runs.append(r)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     for x in runs
                     if x["case"].rsplit(", ", 1)[0] == case and x["workers"] == r["workers"] and x["round"] == rnd
                 )
-                render_first = render_first if render_first and render_first["round"] == rnd else (r if gl else None)
+                render_first = render_first or (r if gl else None)
                 ratio = r["camera_frames_per_s"] / ref["camera_frames_per_s"]
                 vs_first = r["camera_frames_per_s"] / render_first["camera_frames_per_s"] if gl else 1.0
                 print(

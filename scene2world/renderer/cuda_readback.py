@@ -100,11 +100,10 @@ class CudaReadback:
         self._check(cudart.cudaGLGetDevices(ctypes.byref(count), ctypes.byref(device), 1, _GL_DEVICE_LIST_ALL), "")
         if count.value < 1:
             raise RenderError("CUDA read-back: no CUDA device runs this GL context")
-        self.width, self.height = width, height
-        self.device = torch.device("cuda", device.value)
-        torch.cuda.set_device(self.device)  # this thread's CUDA calls go to the GL context's GPU
-        self._stream = torch.cuda.Stream(self.device)
-        self._rgba = torch.empty((len(renderbuffers), height, width, 4), dtype=torch.uint8, device=self.device)
+        gpu = torch.device("cuda", device.value)
+        torch.cuda.set_device(gpu)  # this thread's CUDA calls go to the GL context's GPU
+        self._stream = torch.cuda.Stream(gpu)
+        self._rgba = torch.empty((len(renderbuffers), height, width, 4), dtype=torch.uint8, device=gpu)
         self._resources = (ctypes.c_void_p * len(renderbuffers))()
         self._registered = 0
         try:

@@ -54,6 +54,7 @@ MSAA_CHOICES: tuple[int, ...] = get_args(Msaa)
 """Sample counts :class:`Rasterizer` accepts (NVIDIA: 4)."""
 
 READBACKS: tuple[str, ...] = get_args(Readback)
+"""Read-back choices :class:`Rasterizer` accepts (``cuda_readback.Readback``)."""
 
 MAX_TILES = 16
 """Most images one :class:`Rasterizer` draws per pass (16 x 720 rows = 11,520: within every GL's
